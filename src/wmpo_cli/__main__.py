@@ -1,0 +1,3 @@
+from wmpo_cli.cli import main
+
+main()

@@ -1,0 +1,78 @@
+"""robosuite's Lift with a model that is identical in every process.
+
+Stock ``Lift`` draws its cube half size from U(0.020, 0.022) with ``self.rng`` while building the
+model; an unseeded env therefore compiles a different model in each worker process, so states
+recorded in one process would not replay exactly in another. Here the cube size is fixed (the
+middle of the stock range) and everything else is as in robosuite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robosuite.environments.manipulation.lift import Lift
+from robosuite.models.arenas import TableArena
+from robosuite.models.objects import BoxObject
+from robosuite.models.tasks import ManipulationTask
+from robosuite.utils.mjcf_utils import CustomMaterial
+from robosuite.utils.placement_samplers import UniformRandomSampler
+
+from wmpo_cli.envs.render_utils import CheapRenderMixin
+
+LIFT_CUBE_HALF_SIZE = 0.021
+LIFT_PLACEMENT_RANGE = 0.03  # stock Lift: cube centre within ±3 cm of the table centre
+
+
+class FixedCubeLift(CheapRenderMixin, Lift):
+    """Lift the red cube above the table (success: cube centre > table top + 4 cm, as robosuite)."""
+
+    def __init__(self, robots: Any = "Panda", **kwargs: Any) -> None:
+        kwargs.setdefault("placement_initializer", None)
+        super().__init__(robots=robots, **kwargs)
+
+    def _load_model(self) -> None:
+        # Skip Lift._load_model (random cube size) but keep ManipulationEnv's robot loading.
+        super(Lift, self)._load_model()
+
+        robot_model = self.robots[0].robot_model
+        robot_model.set_base_xpos(robot_model.base_xpos_offset["table"](self.table_full_size[0]))
+
+        arena = TableArena(
+            table_full_size=self.table_full_size,
+            table_friction=self.table_friction,
+            table_offset=self.table_offset,
+        )
+        arena.set_origin([0, 0, 0])
+
+        redwood = CustomMaterial(
+            texture="WoodRed",
+            tex_name="redwood",
+            mat_name="redwood_mat",
+            tex_attrib={"type": "cube"},
+            mat_attrib={"texrepeat": "1 1", "specular": "0.4", "shininess": "0.1"},
+        )
+        half = LIFT_CUBE_HALF_SIZE
+        self.cube = BoxObject(name="cube", size=[half, half, half], rgba=[1, 0, 0, 1], material=redwood)
+
+        self.placement_initializer = UniformRandomSampler(
+            name="ObjectSampler",
+            mujoco_objects=self.cube,
+            x_range=[-LIFT_PLACEMENT_RANGE, LIFT_PLACEMENT_RANGE],
+            y_range=[-LIFT_PLACEMENT_RANGE, LIFT_PLACEMENT_RANGE],
+            rotation=None,
+            ensure_object_boundary_in_range=False,
+            ensure_valid_placement=True,
+            reference_pos=self.table_offset,
+            z_offset=0.01,
+            rng=self.rng,  # re-seeded by SimEnv.reset
+        )
+
+        self.model = ManipulationTask(
+            mujoco_arena=arena,
+            mujoco_robots=[robot.robot_model for robot in self.robots],
+            mujoco_objects=self.cube,
+        )
+
+    def reward(self, action: Any = None) -> float:
+        """Sparse reward: 1.0 while the cube is lifted, else 0.0 (ignores reward_shaping)."""
+        return 1.0 if self._check_success() else 0.0

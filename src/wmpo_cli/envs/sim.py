@@ -1,0 +1,262 @@
+"""``SimEnv``: one robosuite environment per process, with seeded resets and bit-exact restores.
+
+Design choices (all driven by data collection and exact replay):
+
+* The robosuite env is built once (``hard_reset=False``) so the compiled MuJoCo model never changes
+  within a process, and it is built identically in every process (fixed object sizes, fixed
+  construction seed), so a flat state recorded anywhere can be restored anywhere.
+* :meth:`SimEnv.reset` re-seeds every random source from the episode seed, so an initial state
+  depends only on (task, variant, scenario, seed), never on earlier episodes.
+* After each step the sim is forwarded once more. With ``lite_physics`` robosuite leaves the
+  kinematics one substep stale after ``mj_step2``; forwarding makes observations, success checks
+  and rendered frames agree exactly with what :meth:`SimEnv.restore` computes from the same flat
+  state. ``mj_forward`` leaves the integrator state (qpos, qvel, warm start) untouched, so the
+  trajectory itself is unchanged.
+* Images are never part of ``step``: :meth:`SimEnv.render` draws a camera on demand with cheap
+  settings (no MSAA, shadows or reflections), so physics-only workers need no GL context at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from wmpo_cli.envs.tasks import TaskSpec
+
+# Flattened MuJoCo state layout used by robosuite and robomimic: [time, qpos..., qvel...].
+_CONSTRUCTION_SEED = 0
+_MAX_RENDER_SIZE = 512
+
+
+def _quiet_robosuite() -> None:
+    """robosuite logs a controller-config INFO line per env and macro warnings; keep stderr clean."""
+    logging.getLogger("robosuite_logs").setLevel(logging.WARNING)
+
+
+class SimEnv:
+    """Thin wrapper around one robosuite env for a registered task.
+
+    Attributes:
+        task: the task's static description.
+        variant: initial-state distribution ("D0", "D1", ...).
+        scenario: evaluation scenario ("default").
+        cameras: cameras :meth:`render` may be asked for (empty: no offscreen renderer).
+        image_size: default square image size for :meth:`render`.
+        raw: the underlying robosuite environment.
+    """
+
+    proprio_keys: tuple[str, ...] = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos")
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        variant: str = "D0",
+        scenario: str = "default",
+        cameras: tuple[str, ...] = (),
+        image_size: int = 64,
+    ) -> None:
+        _quiet_robosuite()
+        from robosuite.controllers import load_composite_controller_config
+
+        self.task = task
+        self.variant = variant
+        self.scenario = scenario
+        self.cameras = tuple(cameras)
+        self.image_size = int(image_size)
+
+        self._env_name, env_cls, task_kwargs = _env_class(task.name, variant)
+        self._env_kwargs: dict[str, Any] = {
+            "robots": "Panda",
+            "controller_configs": load_composite_controller_config(robot="Panda"),
+            "has_renderer": False,
+            "has_offscreen_renderer": bool(self.cameras),
+            "use_camera_obs": False,
+            "use_object_obs": True,
+            "reward_shaping": False,
+            "control_freq": 20,
+            "lite_physics": True,
+            "horizon": task.horizon,
+            "ignore_done": True,
+            "hard_reset": False,
+            "camera_names": list(self.cameras) or ["agentview"],
+            "camera_heights": self.image_size,
+            "camera_widths": self.image_size,
+            "renderer": "mujoco",  # the default "mjviewer" is an on-screen viewer we never want
+            **task_kwargs,
+        }
+        self.raw: Any = env_cls(seed=_CONSTRUCTION_SEED, **self._env_kwargs)
+        self._robot = self.raw.robots[0]
+        self._eef_site_id = int(self._robot.eef_site_id["right"])
+        self._objects = _task_objects(task.name, self.raw)
+        self._after_reset()
+
+    # ------------------------------------------------------------------------------ episodes
+    def reset(self, seed: int) -> dict[str, np.ndarray]:
+        """Start an episode whose initial state depends only on (task, variant, scenario, seed)."""
+        rng = np.random.default_rng(int(seed))
+        # robosuite draws robot joint noise from env.rng and object placements from each sampler's
+        # own rng reference (captured at model load), so every one of them must be re-pointed.
+        self.raw.rng = rng
+        for sampler in _samplers(self.raw.placement_initializer):
+            sampler.rng = rng
+        self._clear_gripper_ramp()
+        self.raw.reset()
+        self._after_reset()
+        return self._observe()
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
+        """Apply one 7-D OSC_POSE delta action (20 Hz); returns (obs, sparse reward) after it."""
+        act = np.asarray(action, dtype=np.float64)
+        if act.shape != (7,):
+            raise ValueError(f"expected a (7,) action, got shape {act.shape}")
+        self.raw.step(act)
+        # Bring kinematics/contacts up to date with the integrated state (see module docstring).
+        self.raw.sim.forward()
+        obs = self._observe()
+        return obs, float(self.raw.reward(act))
+
+    def is_success(self) -> bool:
+        """Task success of the current state."""
+        return bool(self.raw._check_success())
+
+    # ------------------------------------------------------------------------- state access
+    def get_state(self) -> np.ndarray:
+        """Flattened MuJoCo state [time, qpos, qvel] (float64), as robomimic stores it."""
+        return np.asarray(self.raw.sim.get_state().flatten(), dtype=np.float64).copy()
+
+    def restore(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Set the sim to a flat state such that stepping from it reproduces the recording bit-exactly.
+
+        robosuite 1.5 keeps controller state outside MuJoCo (cached eef pose/Jacobian, goal,
+        nullspace target, gripper ramp); all of it is rebuilt from the restored state here.
+        """
+        flat = np.asarray(state, dtype=np.float64)
+        sim = self.raw.sim
+        sim.reset()
+        sim.set_state_from_flattened(flat)
+        sim.forward()
+        robot = self._robot
+        robot.composite_controller.update_state()
+        for controller in robot.part_controllers.values():
+            controller.update(force=True)
+            controller.reset_goal()
+            if hasattr(controller, "initial_joint"):
+                controller.initial_joint = np.array(sim.data.qpos[controller.qpos_index])
+        self._clear_gripper_ramp()
+        self.raw._update_observables(force=True)
+        return self._observe()
+
+    def object_poses(self) -> dict[str, np.ndarray]:
+        """Privileged 4x4 world poses of the task objects (body frames)."""
+        data = self.raw.sim.data
+        poses = {}
+        for name, body_id in self._objects.items():
+            pose = np.eye(4)
+            pose[:3, :3] = np.asarray(data.body_xmat[body_id]).reshape(3, 3)
+            pose[:3, 3] = data.body_xpos[body_id]
+            poses[name] = pose
+        return poses
+
+    def eef_pose(self) -> np.ndarray:
+        """4x4 world pose of the controller's end-effector site (the grip site)."""
+        data = self.raw.sim.data
+        pose = np.eye(4)
+        pose[:3, :3] = np.asarray(data.site_xmat[self._eef_site_id]).reshape(3, 3)
+        pose[:3, 3] = data.site_xpos[self._eef_site_id]
+        return pose
+
+    def gripper_qpos(self) -> np.ndarray:
+        """Finger joint positions (opening width is their difference)."""
+        idx = self._robot._ref_gripper_joint_pos_indexes["right"]
+        return np.array(self.raw.sim.data.qpos[idx])
+
+    # ------------------------------------------------------------------------------ images
+    def render(self, camera: str, size: int | None = None) -> np.ndarray:
+        """Render ``camera`` as an upright uint8 (size, size, 3) image."""
+        if camera not in self.cameras:
+            raise ValueError(f"camera {camera!r} was not requested when the env was made (cameras={self.cameras})")
+        side = self.image_size if size is None else int(size)
+        if not 0 < side <= _MAX_RENDER_SIZE:
+            raise ValueError(f"image size must be in 1..{_MAX_RENDER_SIZE}, got {side}")
+        frame = self.raw.sim.render(width=side, height=side, camera_name=camera)
+        # MuJoCo reads pixels bottom-up (OpenGL convention); datasets store images upright.
+        return np.ascontiguousarray(frame[::-1])
+
+    # ------------------------------------------------------------------------------ metadata
+    def model_xml(self) -> str:
+        """MuJoCo's XML of the compiled model (robomimic's per-demo ``model_file``)."""
+        return str(self.raw.sim.model.get_xml())
+
+    def env_args(self) -> dict[str, Any]:
+        """robomimic-style env description plus the wmpo task coordinates."""
+        kwargs = dict(self._env_kwargs)
+        kwargs.pop("renderer", None)
+        return {
+            "env_name": self._env_name,
+            "env_type": 1,  # robomimic's EnvType.ROBOSUITE_TYPE
+            "env_kwargs": kwargs,
+            "wmpo_task": self.task.name,
+            "variant": self.variant,
+            "scenario": self.scenario,
+        }
+
+    def close(self) -> None:
+        """Free the sim and any GL context."""
+        raw = getattr(self, "raw", None)
+        if raw is not None:
+            raw.close()
+            self.raw = None
+
+    # ------------------------------------------------------------------------------ helpers
+    def _observe(self) -> dict[str, np.ndarray]:
+        obs = self.raw._get_observations(force_update=True)
+        return {key: np.array(value) for key, value in obs.items()}
+
+    def _clear_gripper_ramp(self) -> None:
+        # The gripper controller ramps its command from `current_action`; with hard_reset=False this
+        # would carry over from the previous episode (or the pre-restore state).
+        for arm in self._robot.arms:
+            gripper = self._robot.gripper[arm]
+            gripper.current_action = np.zeros(gripper.dof)
+
+    def _after_reset(self) -> None:
+        from wmpo_cli.envs.render_utils import disable_costly_scene_flags
+
+        disable_costly_scene_flags(self.raw.sim)
+
+    def __enter__(self) -> SimEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _env_class(task: str, variant: str) -> tuple[str, type, dict[str, Any]]:
+    """(registered env name, class, task-specific constructor kwargs) for a task."""
+    if task == "lift":
+        from wmpo_cli.envs.lift import FixedCubeLift
+
+        return "FixedCubeLift", FixedCubeLift, {}
+    if task == "stack_three":
+        from wmpo_cli.envs.stack_three import StackThree
+
+        return "StackThree", StackThree, {"variant": variant}
+    raise ValueError(f"no simulation for task {task!r}")
+
+
+def _task_objects(task: str, raw: Any) -> dict[str, int]:
+    """Object name → MuJoCo body id of the task's movable objects."""
+    model = raw.sim.model
+    if task == "lift":
+        return {"cube": model.body_name2id(raw.cube.root_body)}
+    return {name: model.body_name2id(getattr(raw, name).root_body) for name in ("cubeA", "cubeB", "cubeC")}
+
+
+def _samplers(sampler: Any) -> list[Any]:
+    """A placement sampler and, for composite samplers, all nested ones."""
+    found = [sampler]
+    for child in getattr(sampler, "samplers", {}).values():
+        found.extend(_samplers(child))
+    return found

@@ -1,0 +1,209 @@
+"""MimicGen's StackThree task rebuilt on robosuite 1.5.2.
+
+Three cubes on a table: red cube A (half size 2 cm), green cube B (2.5 cm) and blue cube C (2 cm).
+The task is solved when A rests on B and C rests on A, with neither held by the gripper. The
+geometry, materials, placement ranges and success test follow MimicGen's definition (see
+``/work/shared/reference/mimicgen-tasks.md`` §3) so that data generated here is comparable with the
+paper's, but the code is our own and targets robosuite 1.5's API (``ManipulationEnv`` hooks,
+composite controllers, sampler ``rng``).
+
+This module imports robosuite at import time; only :mod:`wmpo_cli.envs.sim` imports it, so the CLI's
+``--help`` never pays for it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from robosuite.environments.manipulation.stack import Stack
+from robosuite.models.arenas import TableArena
+from robosuite.models.objects import BoxObject
+from robosuite.models.tasks import ManipulationTask
+from robosuite.utils.mjcf_utils import CustomMaterial
+from robosuite.utils.observables import Observable, sensor
+from robosuite.utils.placement_samplers import UniformRandomSampler
+from robosuite.utils.transform_utils import convert_quat
+
+from wmpo_cli.envs.render_utils import CheapRenderMixin
+
+# Placement half-range (metres, around the table centre) per variant: D1 doubles D0's square.
+PLACEMENT_RANGE: dict[str, float] = {"D0": 0.10, "D1": 0.20}
+
+# MimicGen's wide "agentview_full" pose; D1 spreads the cubes over a larger area, so its agentview
+# camera is moved back and up to keep the whole placement region in frame.
+AGENTVIEW_FULL_POS: tuple[float, float, float] = (0.753078462147161, 2.06e-08, 1.5194726087166726)
+AGENTVIEW_FULL_QUAT: tuple[float, float, float, float] = (
+    0.6432409286499023,
+    0.293668270111084,
+    0.2936684489250183,
+    0.6432408690452576,
+)
+WIDE_CAMERA_VARIANTS: tuple[str, ...] = ("D1",)
+
+CUBE_HALF_SIZES: dict[str, float] = {"cubeA": 0.02, "cubeB": 0.025, "cubeC": 0.02}
+CUBE_DENSITY = 1000.0
+CUBE_FRICTION = (1.0, 5e-3, 1e-4)
+
+# Success heights (above the 0.8 m table top) follow MimicGen: A's centre must be clearly above a
+# table-resting cube (0.84 > 0.8 + 0.02), C's above a cube resting on B-height (0.88).
+TABLE_TOP_Z = 0.8
+A_ON_B_MIN_Z = TABLE_TOP_Z + 0.04
+C_ON_A_MIN_Z = TABLE_TOP_Z + 0.08
+
+
+def _wood(texture: str, name: str) -> CustomMaterial:
+    """A cube-mapped wood material with the specular/shininess MimicGen's cubes use."""
+    return CustomMaterial(
+        texture=texture,
+        tex_name=name,
+        mat_name=f"{name}_mat",
+        tex_attrib={"type": "cube"},
+        mat_attrib={"texrepeat": "1 1", "specular": "0.4", "shininess": "0.1"},
+    )
+
+
+class StackThree(CheapRenderMixin, Stack):
+    """Stack A on B, then C on A (MimicGen StackThree) for one single-arm robot.
+
+    Derived from robosuite's ``Stack`` to reuse its cubeA/cubeB observables and placement-driven
+    reset; the model, references, extra observables, reward and success test are our own.
+
+    Args:
+        variant: "D0" (cubes within ±10 cm, standard camera) or "D1" (±20 cm, wide camera).
+        **kwargs: forwarded to robosuite's ``Stack`` (robots, controller_configs, ...).
+    """
+
+    def __init__(self, robots: Any = "Panda", variant: str = "D0", **kwargs: Any) -> None:
+        if variant not in PLACEMENT_RANGE:
+            raise ValueError(f"unknown StackThree variant {variant!r}; known: {', '.join(PLACEMENT_RANGE)}")
+        # Must exist before super().__init__, which calls _load_model.
+        self.variant = variant
+        kwargs.setdefault("placement_initializer", None)
+        super().__init__(robots=robots, **kwargs)
+
+    # ----------------------------------------------------------------------------------- model
+    def _load_model(self) -> None:
+        # Skip Stack._load_model (it builds a two-cube scene); keep ManipulationEnv's robot loading.
+        super(Stack, self)._load_model()
+
+        robot_model = self.robots[0].robot_model
+        robot_model.set_base_xpos(robot_model.base_xpos_offset["table"](self.table_full_size[0]))
+
+        arena = TableArena(
+            table_full_size=self.table_full_size,
+            table_friction=self.table_friction,
+            table_offset=self.table_offset,
+        )
+        arena.set_origin([0, 0, 0])
+        if self.variant in WIDE_CAMERA_VARIANTS:
+            arena.set_camera(camera_name="agentview", pos=AGENTVIEW_FULL_POS, quat=AGENTVIEW_FULL_QUAT)
+
+        materials = {
+            "cubeA": _wood("WoodRed", "redwood"),
+            "cubeB": _wood("WoodGreen", "greenwood"),
+            # MimicGen's cubeC carries a red rgba but a blue material, and the material is what renders.
+            "cubeC": _wood("WoodBlue", "bluewood"),
+        }
+        rgbas = {"cubeA": (1, 0, 0, 1), "cubeB": (0, 1, 0, 1), "cubeC": (0, 0, 1, 1)}
+        cubes = []
+        for name, half in CUBE_HALF_SIZES.items():
+            cubes.append(
+                BoxObject(
+                    name=name,
+                    size=[half, half, half],  # fixed size: the model is identical in every process
+                    rgba=list(rgbas[name]),
+                    material=materials[name],
+                    density=CUBE_DENSITY,
+                    friction=CUBE_FRICTION,
+                )
+            )
+        self.cubeA, self.cubeB, self.cubeC = cubes
+
+        half_range = PLACEMENT_RANGE[self.variant]
+        # One sampler for all three cubes so that ensure_valid_placement keeps them apart. It draws
+        # from self.rng, which SimEnv.reset re-seeds, so placements depend only on the seed.
+        self.placement_initializer = UniformRandomSampler(
+            name="ObjectSampler",
+            mujoco_objects=cubes,
+            x_range=[-half_range, half_range],
+            y_range=[-half_range, half_range],
+            rotation=None,  # yaw ~ U(0, 2π)
+            rotation_axis="z",
+            ensure_object_boundary_in_range=False,
+            ensure_valid_placement=True,
+            reference_pos=self.table_offset,
+            z_offset=0.01,
+            rng=self.rng,
+        )
+
+        self.model = ManipulationTask(
+            mujoco_arena=arena,
+            mujoco_robots=[robot.robot_model for robot in self.robots],
+            mujoco_objects=cubes,
+        )
+
+    def _setup_references(self) -> None:
+        super()._setup_references()
+        self.cubeC_body_id = self.sim.model.body_name2id(self.cubeC.root_body)
+
+    def _setup_observables(self) -> OrderedDict:
+        observables = super()._setup_observables()
+        if not self.use_object_obs:
+            return observables
+        modality = "object"
+
+        @sensor(modality=modality)
+        def cubeC_pos(obs_cache: dict) -> np.ndarray:
+            return np.array(self.sim.data.body_xpos[self.cubeC_body_id])
+
+        @sensor(modality=modality)
+        def cubeC_quat(obs_cache: dict) -> np.ndarray:
+            return convert_quat(np.array(self.sim.data.body_xquat[self.cubeC_body_id]), to="xyzw")
+
+        @sensor(modality=modality)
+        def cubeA_to_cubeC(obs_cache: dict) -> np.ndarray:
+            if "cubeA_pos" in obs_cache and "cubeC_pos" in obs_cache:
+                return obs_cache["cubeC_pos"] - obs_cache["cubeA_pos"]
+            return np.zeros(3)
+
+        @sensor(modality=modality)
+        def cubeB_to_cubeC(obs_cache: dict) -> np.ndarray:
+            if "cubeB_pos" in obs_cache and "cubeC_pos" in obs_cache:
+                return obs_cache["cubeC_pos"] - obs_cache["cubeB_pos"]
+            return np.zeros(3)
+
+        sensors = [cubeC_pos, cubeC_quat, cubeA_to_cubeC, cubeB_to_cubeC]
+        arm_prefixes = self._get_arm_prefixes(self.robots[0], include_robot_name=False)
+        full_prefixes = self._get_arm_prefixes(self.robots[0])
+        sensors += [
+            self._get_obj_eef_sensor(full_pf, "cubeC_pos", f"{arm_pf}gripper_to_cubeC", modality)
+            for arm_pf, full_pf in zip(arm_prefixes, full_prefixes, strict=True)
+        ]
+        for s in sensors:
+            observables[s.__name__] = Observable(name=s.__name__, sensor=s, sampling_rate=self.control_freq)
+        return observables
+
+    # --------------------------------------------------------------------------------- success
+    def _cube_on(self, top: BoxObject, bottom: BoxObject, top_body_id: int, min_z: float) -> bool:
+        """``top`` rests on ``bottom``: released, high enough to be off the table, and touching it."""
+        if self._check_grasp(gripper=self.robots[0].gripper, object_geoms=top):
+            return False
+        if self.sim.data.body_xpos[top_body_id][2] <= min_z:
+            return False
+        return bool(self.check_contact(top, bottom))
+
+    def stack_flags(self) -> tuple[bool, bool]:
+        """(A on B, C on A) — MimicGen's two subtask conditions."""
+        a_on_b = self._cube_on(self.cubeA, self.cubeB, self.cubeA_body_id, A_ON_B_MIN_Z)
+        c_on_a = self._cube_on(self.cubeC, self.cubeA, self.cubeC_body_id, C_ON_A_MIN_Z)
+        return a_on_b, c_on_a
+
+    def _check_success(self) -> bool:
+        a_on_b, c_on_a = self.stack_flags()
+        return a_on_b and c_on_a
+
+    def reward(self, action: Any = None) -> float:
+        """Sparse reward: 1.0 once the three-cube tower stands, else 0.0."""
+        return 1.0 if self._check_success() else 0.0

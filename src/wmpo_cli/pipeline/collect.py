@@ -1,0 +1,279 @@
+"""`wmpo collect`: scripted-expert episodes -> ``<run>/demos/episodes.hdf5`` + manifest.
+
+Each episode is a pure function of (task, variant, scenario, episode seed): episode ``i`` uses
+the seed derived from (config seed, i), so results do not depend on the number of workers or on
+the order in which they finish, and a resumed run produces the same file as an uninterrupted
+one. Each finished episode is stored as its own shard in ``demos/.partial`` (atomically);
+the shards are merged into ``episodes.hdf5`` when all are there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wmpo_cli import console
+from wmpo_cli.artifacts.episodes import EPISODES_FILE, EpisodeData, merge_shards, write_shard
+from wmpo_cli.artifacts.manifest import Manifest
+from wmpo_cli.artifacts.store import begin_artifact
+from wmpo_cli.config import CollectConfig
+from wmpo_cli.envs.pool import default_workers, run_jobs
+from wmpo_cli.envs.tasks import TaskSpec, check_variant, get_task
+from wmpo_cli.errors import UsageError
+
+ARTIFACT_KIND = "episodes"
+ARTIFACT_KIND_VERSION = 1
+OUTPUT_DIR = "demos"
+IMPLEMENTED_SOURCES = ("expert",)
+
+
+def episode_seed(base_seed: int, index: int) -> int:
+    """The simulator seed of attempt ``index``: independent streams per (base seed, index)."""
+    return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+
+
+def validate(cfg: CollectConfig) -> TaskSpec:
+    task = get_task(cfg.task)
+    check_variant(task, cfg.variant)
+    if cfg.scenario not in task.scenarios:
+        raise UsageError(
+            f"unknown scenario '{cfg.scenario}' for task '{cfg.task}'",
+            hint=f"scenarios of {cfg.task}: {', '.join(task.scenarios)}",
+        )
+    if cfg.source not in IMPLEMENTED_SOURCES:
+        raise UsageError(f"unknown source '{cfg.source}'", hint=f"sources: {', '.join(IMPLEMENTED_SOURCES)}")
+    if cfg.episodes <= 0:
+        raise UsageError(f"--episodes must be a positive number, got {cfg.episodes}")
+    if cfg.workers < 0:
+        raise UsageError(f"--workers must be 0 (one per core) or more, got {cfg.workers}")
+    if not 16 <= cfg.image_size <= 512:
+        raise UsageError(f"--image-size must be between 16 and 512 pixels, got {cfg.image_size}")
+    if not cfg.cameras:
+        raise UsageError("at least one camera is needed", hint=f"cameras of {cfg.task}: {', '.join(task.cameras)}")
+    unknown = [camera for camera in cfg.cameras if camera not in task.cameras]
+    if unknown:
+        raise UsageError(
+            f"unknown camera(s) {', '.join(unknown)} for task '{cfg.task}'",
+            hint=f"cameras of {cfg.task}: {', '.join(task.cameras)}",
+        )
+    if cfg.expert_noise < 0:
+        raise UsageError(f"--expert-noise must be >= 0, got {cfg.expert_noise}")
+    if not 0.0 <= cfg.valid_fraction < 1.0:
+        raise UsageError(f"valid_fraction must be in [0, 1), got {cfg.valid_fraction}")
+    if cfg.hold_steps < 1 or cfg.horizon < 0 or cfg.max_attempts < 0:
+        raise UsageError("hold_steps must be >= 1, horizon and max_attempts >= 0")
+    return task
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    index: int
+    seed: int
+    shard: str
+    cfg: CollectConfig
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    index: int
+    success: bool
+    steps: int
+    rerendered: int
+    physics_s: float
+    render_s: float
+
+
+_ENV_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def _env_for(cfg: CollectConfig) -> Any:
+    """One simulator per worker process and setting (building one costs ~1-2 s)."""
+    from wmpo_cli.envs.tasks import make_env
+
+    key = (cfg.task, cfg.variant, cfg.scenario, cfg.cameras, cfg.image_size)
+    if key not in _ENV_CACHE:
+        _ENV_CACHE[key] = make_env(cfg.task, cfg.variant, cfg.scenario, cameras=cfg.cameras, image_size=cfg.image_size)
+    return _ENV_CACHE[key]
+
+
+def collect_episode(job: EpisodeJob) -> EpisodeResult:
+    """Worker body: physics with the expert, then frames rendered from the stored states."""
+    from wmpo_cli.envs.frames import render_states
+    from wmpo_cli.envs.rollout import run_expert_episode
+    from wmpo_cli.envs.tasks import make_expert
+
+    cfg = job.cfg
+    task = get_task(cfg.task)
+    env = _env_for(cfg)
+    start = time.perf_counter()
+    record = run_expert_episode(
+        env,
+        make_expert(cfg.task, noise=cfg.expert_noise),
+        seed=job.seed,
+        horizon=cfg.horizon or task.horizon,
+        hold_steps=cfg.hold_steps,
+    )
+    physics_s = time.perf_counter() - start
+    rendered = render_states(env, record.states, cfg.cameras, cfg.image_size, retries=cfg.render_retries)
+    render_s = time.perf_counter() - start - physics_s
+    obs = {f"{camera}_image": frames for camera, frames in rendered.images.items()}
+    obs.update(record.proprio)
+    episode = EpisodeData(
+        actions=record.actions,
+        states=record.states,
+        rewards=record.rewards,
+        dones=record.dones,
+        step_success=record.success_flags,
+        obs=obs,
+        attrs={
+            "model_file": record.model_xml,
+            "success": bool(record.success),
+            "success_step": -1 if record.success_step is None else int(record.success_step),
+            "source": cfg.source,
+            "policy_id": "",
+            "task": cfg.task,
+            "variant": cfg.variant,
+            "scenario": cfg.scenario,
+            "seed": int(job.seed),
+            "attempt": int(job.index),
+            "instruction": task.instruction,
+            "expert_noise": float(cfg.expert_noise),
+        },
+    )
+    env_args = env.env_args()
+    env_args.setdefault("env_kwargs", {}).update(
+        {"camera_names": list(cfg.cameras), "camera_heights": cfg.image_size, "camera_widths": cfg.image_size}
+    )
+    write_shard(Path(job.shard), episode, env_args=env_args, compression=cfg.compression)
+    return EpisodeResult(
+        index=job.index,
+        success=bool(record.success),
+        steps=len(record.actions),
+        rerendered=rendered.rerendered,
+        physics_s=physics_s,
+        render_s=render_s,
+    )
+
+
+def _shard_path(partial: Path, index: int) -> Path:
+    return partial / f"attempt_{index:06d}.h5"
+
+
+def _read_shard_result(path: Path, index: int) -> EpisodeResult:
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        attrs = fh["episode"].attrs
+        return EpisodeResult(index, bool(attrs["success"]), int(attrs["num_samples"]), 0, 0.0, 0.0)
+
+
+def _valid_split(count: int, fraction: float, seed: int) -> set[int]:
+    """Held-out positions: a seeded choice, at least one when there are >= 2 episodes."""
+    n_valid = round(count * fraction)
+    if fraction > 0 and count >= 2:
+        n_valid = max(1, n_valid)
+    order = np.random.default_rng([seed, 7]).permutation(count)
+    return {int(i) for i in order[:n_valid]}
+
+
+def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
+    validate(cfg)
+    out_dir = Path(run_dir) / OUTPUT_DIR
+    writer = begin_artifact(
+        out_dir,
+        kind=ARTIFACT_KIND,
+        kind_version=ARTIFACT_KIND_VERSION,
+        stage="collect",
+        config=cfg,
+        seed=cfg.seed,
+        force=force,
+        outputs=(EPISODES_FILE,),
+        extra={"task": cfg.task, "variant": cfg.variant, "scenario": cfg.scenario, "source": cfg.source},
+    )
+    partial = writer.partial_dir
+    workers = cfg.workers or default_workers()
+    max_attempts = (cfg.max_attempts or 10 * cfg.episodes) if cfg.successes_only else cfg.episodes
+
+    results: dict[int, EpisodeResult] = {}
+    for path in sorted(partial.glob("attempt_*.h5")):
+        index = int(path.stem.split("_")[1])
+        if index < max_attempts:
+            results[index] = _read_shard_result(path, index)
+    if results:
+        console.log(f"resuming: {len(results)} finished episode(s) found in {partial}")
+
+    def enough() -> bool:
+        if not cfg.successes_only:
+            return False
+        return sum(r.success for r in results.values()) >= cfg.episodes
+
+    jobs = (
+        EpisodeJob(index, episode_seed(cfg.seed, index), str(_shard_path(partial, index)), cfg)
+        for index in range(max_attempts)
+        if index not in results
+    )
+    started = time.perf_counter()
+    new_steps = 0
+    target = cfg.episodes
+    with console.progress() as bar:
+        done_now = sum(r.success for r in results.values()) if cfg.successes_only else len(results)
+        bar_task = bar.add_task(f"collect {cfg.task} {cfg.variant}", total=target, completed=done_now, info="")
+        for res in run_jobs(collect_episode, jobs, workers=min(workers, max_attempts), should_stop=enough):
+            results[res.index] = res
+            new_steps += res.steps
+            writer.manifest.resume["step"] = len(results)
+            done_now = sum(r.success for r in results.values()) if cfg.successes_only else len(results)
+            succ = sum(r.success for r in results.values())
+            bar.update(bar_task, completed=min(done_now, target), info=f"success {succ}/{len(results)}")
+    wall_s = time.perf_counter() - started
+
+    chosen = _choose_episodes(cfg, results)
+    if len(chosen) < cfg.episodes:
+        raise UsageError(
+            f"only {len(chosen)} of {cfg.episodes} requested successful episodes after {max_attempts} attempts",
+            hint="raise --set max_attempts=..., or lower --expert-noise",
+        )
+    valid_positions = _valid_split(len(chosen), cfg.valid_fraction, cfg.seed)
+    shards = [_shard_path(partial, index) for index in chosen]
+    mask_counts = merge_shards(
+        out_dir / EPISODES_FILE,
+        shards,
+        valid_names=[f"demo_{pos}" for pos in sorted(valid_positions)],
+    )
+    kept = [results[index] for index in chosen]
+    fresh = [r for r in results.values() if r.physics_s > 0]
+    lengths = [r.steps for r in kept]
+    success_lengths = [r.steps for r in kept if r.success]
+    metrics = {
+        "episodes": len(kept),
+        "attempts": len(results),
+        "successes": mask_counts["success"],
+        "failures": mask_counts["failure"],
+        "success_rate": mask_counts["success"] / len(kept),
+        "attempt_success_rate": sum(r.success for r in results.values()) / len(results),
+        "train": mask_counts["train"],
+        "valid": mask_counts["valid"],
+        "total_steps": int(sum(lengths)),
+        "mean_length": float(np.mean(lengths)),
+        "mean_success_length": float(np.mean(success_lengths)) if success_lengths else None,
+        "frames_rerendered": int(sum(r.rerendered for r in fresh)),
+        "workers": workers,
+        "wall_s": round(wall_s, 3),
+        "episodes_per_s": round(len(fresh) / wall_s, 4) if fresh and wall_s > 0 else None,
+        "env_steps_per_s": round(new_steps / wall_s, 2) if fresh and wall_s > 0 else None,
+        "physics_s": round(sum(r.physics_s for r in fresh), 3),
+        "render_s": round(sum(r.render_s for r in fresh), 3),
+    }
+    return writer.finish([EPISODES_FILE], metrics)
+
+
+def _choose_episodes(cfg: CollectConfig, results: dict[int, EpisodeResult]) -> list[int]:
+    """The attempt indices that make up the dataset, in attempt order (deterministic)."""
+    ordered = sorted(results)
+    if not cfg.successes_only:
+        return ordered[: cfg.episodes]
+    return [index for index in ordered if results[index].success][: cfg.episodes]
