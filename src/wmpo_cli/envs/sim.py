@@ -103,6 +103,10 @@ class SimEnv:
             sampler.rng = rng
         self._clear_gripper_ramp()
         self.raw.reset()
+        # Canonicalise: the same sequence as restore(), so that restore(states[0]) + the recorded
+        # actions reproduce the episode exactly.
+        self._load_flat_state(self.get_state())
+        self._sync_controllers()
         self._after_reset()
         return self._observe()
 
@@ -129,24 +133,37 @@ class SimEnv:
     def restore(self, state: np.ndarray) -> dict[str, np.ndarray]:
         """Set the sim to a flat state such that stepping from it reproduces the recording bit-exactly.
 
-        robosuite 1.5 keeps controller state outside MuJoCo (cached eef pose/Jacobian, goal,
-        nullspace target, gripper ramp); all of it is rebuilt from the restored state here.
+        robosuite 1.5 keeps controller state outside MuJoCo (cached eef pose/Jacobian/mass matrix,
+        goal, nullspace target, gripper ramp); all of it is rebuilt from the restored state here.
         """
-        flat = np.asarray(state, dtype=np.float64)
+        self._load_flat_state(np.asarray(state, dtype=np.float64))
+        self._sync_controllers()
+        return self._observe()
+
+    def _load_flat_state(self, flat: np.ndarray) -> None:
+        # sim.reset() clears everything a flat state does not hold (warm start, ctrl, contacts), so
+        # the result does not depend on what the sim did before.
         sim = self.raw.sim
         sim.reset()
         sim.set_state_from_flattened(flat)
         sim.forward()
+
+    def _sync_controllers(self) -> None:
+        """Rebuild every controller cache from the current sim state.
+
+        Also applied right after :meth:`reset`: robosuite builds the controllers while the kinematics
+        are stale (before forwarding the new joint noise), so without this the first action of an
+        episode would be interpreted against a stale eef pose and no restore could match it.
+        """
+        sim = self.raw.sim
         robot = self._robot
         robot.composite_controller.update_state()
         for controller in robot.part_controllers.values():
             controller.update(force=True)
             controller.reset_goal()
-            if hasattr(controller, "initial_joint"):
-                controller.initial_joint = np.array(sim.data.qpos[controller.qpos_index])
+            controller.initial_joint = np.array(sim.data.qpos[controller.qpos_index])
         self._clear_gripper_ramp()
         self.raw._update_observables(force=True)
-        return self._observe()
 
     def object_poses(self) -> dict[str, np.ndarray]:
         """Privileged 4x4 world poses of the task objects (body frames)."""

@@ -22,7 +22,7 @@ from wmpo_cli.artifacts.manifest import Manifest
 from wmpo_cli.artifacts.store import begin_artifact
 from wmpo_cli.config import CollectConfig
 from wmpo_cli.envs.pool import default_workers, run_jobs
-from wmpo_cli.envs.tasks import TaskSpec, check_variant, get_task
+from wmpo_cli.envs.tasks import TaskSpec, check_cameras, check_scenario, check_variant, get_task
 from wmpo_cli.errors import UsageError
 
 ARTIFACT_KIND = "episodes"
@@ -37,13 +37,13 @@ def episode_seed(base_seed: int, index: int) -> int:
 
 
 def validate(cfg: CollectConfig) -> TaskSpec:
+    """Reject bad settings before anything is written or any simulator is built."""
     task = get_task(cfg.task)
     check_variant(task, cfg.variant)
-    if cfg.scenario not in task.scenarios:
-        raise UsageError(
-            f"unknown scenario '{cfg.scenario}' for task '{cfg.task}'",
-            hint=f"scenarios of {cfg.task}: {', '.join(task.scenarios)}",
-        )
+    check_scenario(task, cfg.scenario)
+    check_cameras(task, cfg.cameras)
+    if not cfg.cameras:
+        raise UsageError("at least one camera is needed", hint=f"cameras of {cfg.task}: {', '.join(task.cameras)}")
     if cfg.source not in IMPLEMENTED_SOURCES:
         raise UsageError(f"unknown source '{cfg.source}'", hint=f"sources: {', '.join(IMPLEMENTED_SOURCES)}")
     if cfg.episodes <= 0:
@@ -52,14 +52,6 @@ def validate(cfg: CollectConfig) -> TaskSpec:
         raise UsageError(f"--workers must be 0 (one per core) or more, got {cfg.workers}")
     if not 16 <= cfg.image_size <= 512:
         raise UsageError(f"--image-size must be between 16 and 512 pixels, got {cfg.image_size}")
-    if not cfg.cameras:
-        raise UsageError("at least one camera is needed", hint=f"cameras of {cfg.task}: {', '.join(task.cameras)}")
-    unknown = [camera for camera in cfg.cameras if camera not in task.cameras]
-    if unknown:
-        raise UsageError(
-            f"unknown camera(s) {', '.join(unknown)} for task '{cfg.task}'",
-            hint=f"cameras of {cfg.task}: {', '.join(task.cameras)}",
-        )
     if cfg.expert_noise < 0:
         raise UsageError(f"--expert-noise must be >= 0, got {cfg.expert_noise}")
     if not 0.0 <= cfg.valid_fraction < 1.0:
