@@ -140,8 +140,8 @@ def resolve_config(
 ) -> C:
     """Build the frozen config of a stage from all layers, in the documented precedence order.
 
-    ``task`` selects the task block; when None, the task named by the layers themselves (a
-    flag, --set, [defaults]) is used, so ``--set task=stack_three`` also picks its block.
+    ``task`` is the task flag; the task block used is that of the highest-precedence layer
+    naming a task, so ``--set task=stack_three`` also picks the stack_three block.
     ``flags`` holds only the typed CLI flags the user actually gave (None values are dropped).
     """
     stage: str = cls.STAGE  # type: ignore[attr-defined]
@@ -158,7 +158,10 @@ def resolve_config(
     flag_values = {k: v for k, v in (flags or {}).items() if v is not None}
     _check_keys(cls, flag_values, "flag")
 
-    chosen_task = task or set_values.get("task") or flag_values.get("task") or blocks.get("defaults", {}).get("task")
+    if task is not None:
+        flag_values.setdefault("task", task)
+    # The task block is chosen by the highest-precedence layer that names a task.
+    chosen_task = set_values.get("task") or flag_values.get("task") or blocks.get("defaults", {}).get("task")
     layers: list[tuple[str, Mapping[str, Any]]] = [(f"{file_name} [defaults]", blocks.get("defaults", {}))]
     if chosen_task and chosen_task in blocks and chosen_task not in RESERVED_BLOCKS:
         layers.append((f"{file_name} [{chosen_task}]", blocks[chosen_task]))
