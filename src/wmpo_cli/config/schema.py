@@ -25,6 +25,7 @@ class CollectConfig:
     # 0 = one worker process per CPU core.
     workers: int = 0
     image_size: int = 84
+    # Cameras rendered into obs/<camera>_image; an empty list gives a low-dim (state-only) dataset.
     cameras: tuple[str, ...] = ("agentview",)
     # Std of Gaussian noise on the 6 arm action dims; > 0 produces labelled failures on purpose.
     expert_noise: float = 0.0

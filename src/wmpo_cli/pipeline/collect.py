@@ -42,8 +42,6 @@ def validate(cfg: CollectConfig) -> TaskSpec:
     check_variant(task, cfg.variant)
     check_scenario(task, cfg.scenario)
     check_cameras(task, cfg.cameras)
-    if not cfg.cameras:
-        raise UsageError("at least one camera is needed", hint=f"cameras of {cfg.task}: {', '.join(task.cameras)}")
     if cfg.source not in IMPLEMENTED_SOURCES:
         raise UsageError(f"unknown source '{cfg.source}'", hint=f"sources: {', '.join(IMPLEMENTED_SOURCES)}")
     if cfg.episodes <= 0:
