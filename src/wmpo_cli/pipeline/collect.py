@@ -193,6 +193,7 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         index = int(path.stem.split("_")[1])
         if index < max_attempts:
             results[index] = _read_shard_result(path, index)
+    resumed_episodes = len(results)
     if results:
         console.log(f"resuming: {len(results)} finished episode(s) found in {partial}")
 
@@ -241,6 +242,7 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
     metrics = {
         "episodes": len(kept),
         "attempts": len(results),
+        "resumed_episodes": resumed_episodes,
         "successes": mask_counts["success"],
         "failures": mask_counts["failure"],
         "success_rate": mask_counts["success"] / len(kept),
