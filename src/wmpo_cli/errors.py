@@ -66,3 +66,10 @@ class RunDirError(WmpoError):
 
     exit_code = 5
     default_hint = "choose a writable --run-dir"
+
+
+class RenderError(WmpoError):
+    """The offscreen renderer keeps returning blank or inconsistent frames."""
+
+    exit_code = 6
+    default_hint = "check MUJOCO_GL (osmesa on CPU, egl on GPU machines) and that libosmesa6 is installed"

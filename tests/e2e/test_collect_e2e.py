@@ -169,7 +169,7 @@ def test_noisy_expert_failures_are_labelled_and_successes_only_filters(cli, tmp_
         for name in f.mask("failure"):
             ep = f.load(name, obs_keys=[])
             assert ep.attrs["success_step"] == -1 and not ep.step_success.any()
-    assert f.mask("failure"), "expert noise 0.8 should fail at least once in 4 episodes"
+        assert f.mask("failure"), "expert noise 0.8 should fail at least once in 4 episodes"
     only = tmp_path / "only"
     _collect(
         cli, only, "--task", "lift", "--episodes", "2", "--expert-noise", "0.8", "--successes-only", "--workers", "1"

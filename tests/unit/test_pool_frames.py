@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from wmpo_cli.envs.frames import is_blank, render_states
 from wmpo_cli.envs.pool import run_jobs
+from wmpo_cli.errors import RenderError
 
 
 def _square(x: int) -> int:
@@ -50,6 +52,13 @@ def test_blank_frames_are_rerendered_and_counted() -> None:
     assert out.rerendered == 2
     assert not any(is_blank(frame) for frame in out.images["agentview"])
     np.testing.assert_array_equal(out.images["agentview"][3], np.arange(48, dtype=np.uint8).reshape(4, 4, 3) + 3)
+
+
+def test_a_renderer_that_stays_blank_is_an_error_not_a_dataset() -> None:
+    env = FlakyRenderer(blank_calls=10**6)
+    with pytest.raises(RenderError, match="camera 'agentview' returned a blank frame at step 0"):
+        render_states(env, np.zeros((3, 1)), ["agentview"], 4, retries=2)
+    assert env.calls == 3
 
 
 def test_is_blank() -> None:

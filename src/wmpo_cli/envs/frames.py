@@ -15,6 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
+from wmpo_cli.errors import RenderError
+
 
 class Renderable(Protocol):
     def restore(self, state: np.ndarray) -> object: ...
@@ -50,6 +52,10 @@ def render_states(
         while is_blank(frame) and attempts < retries:
             frame = env.render(camera, size)
             attempts += 1
+        if is_blank(frame):
+            raise RenderError(
+                f"camera '{camera}' returned a blank frame at step {t}, {retries} re-renders did not help"
+            )
         images[camera][t] = frame
         return attempts
 
@@ -66,8 +72,10 @@ def render_states(
             for camera in cameras:
                 if not np.array_equal(env.render(camera, size), images[camera][t]):
                     bad = True
-        if not bad or attempt == retries:
+        if not bad:
             break
+        if attempt == retries:
+            raise RenderError(f"the renderer does not reproduce its own frames after {retries} full re-renders")
         for t in range(steps):
             env.restore(states[t])
             for camera in cameras:

@@ -89,7 +89,11 @@ class SimEnv:
         self.raw: Any = env_cls(seed=_CONSTRUCTION_SEED, **self._env_kwargs)
         self._robot = self.raw.robots[0]
         self._eef_site_id = int(self._robot.eef_site_id["right"])
+        self._base_body_id = int(self.raw.sim.model.body_name2id(self._robot.robot_model.root_body))
         self._objects = _task_objects(task.name, self.raw)
+        # robosuite hides its debug sites (gripper pointer, target markers) only inside reset();
+        # a freshly built env shows them, so frames rendered before the first reset would differ.
+        self.raw.visualize(vis_settings={name: False for name in self.raw._visualizations})
         self._after_reset()
 
     # ------------------------------------------------------------------------------ episodes
@@ -184,6 +188,14 @@ class SimEnv:
         pose[:3, 3] = data.site_xpos[self._eef_site_id]
         return pose
 
+    def arm_qpos(self) -> np.ndarray:
+        """Arm joint positions (7 for the Panda), for experts that steer clear of joint limits."""
+        return np.array(self.raw.sim.data.qpos[self._robot._ref_joint_pos_indexes])
+
+    def robot_base_pos(self) -> np.ndarray:
+        """World position of the robot's base body."""
+        return np.array(self.raw.sim.data.body_xpos[self._base_body_id])
+
     def gripper_qpos(self) -> np.ndarray:
         """Finger joint positions (opening width is their difference)."""
         idx = self._robot._ref_gripper_joint_pos_indexes["right"]
@@ -197,6 +209,11 @@ class SimEnv:
         side = self.image_size if size is None else int(size)
         if not 0 < side <= _MAX_RENDER_SIZE:
             raise ValueError(f"image size must be in 1..{_MAX_RENDER_SIZE}, got {side}")
+        # robosuite makes its GL context current only when it is created: with several envs (or
+        # one closed env) in a process, rendering would otherwise draw into another env's context.
+        context = self.raw.sim._render_context_offscreen
+        if context is not None:
+            context.gl_ctx.make_current()
         frame = self.raw.sim.render(width=side, height=side, camera_name=camera)
         # MuJoCo reads pixels bottom-up (OpenGL convention); datasets store images upright.
         return np.ascontiguousarray(frame[::-1])
