@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -155,6 +156,7 @@ def test_env_metadata(stack_env) -> None:
     assert (args["wmpo_task"], args["variant"], args["scenario"]) == ("stack_three", "D0", "default")
     assert args["env_kwargs"]["variant"] == "D0"
     assert "<mujoco" in stack_env.model_xml()
+    json.dumps(args)  # stored as an HDF5 attribute
 
 
 # ------------------------------------------------------------------------------- experts
@@ -189,5 +191,6 @@ def test_expert_episodes_are_reproducible_and_noise_causes_failures(lift_env) ->
     b = run_expert_episode(lift_env, make_expert("lift", noise=0.3), 4, 200)
     assert np.array_equal(a.actions, b.actions) and np.array_equal(a.states, b.states)
 
-    outcomes = [run_expert_episode(lift_env, make_expert("lift", noise=1.0), s, 200).success for s in range(4)]
+    # Heavy action noise makes the expert fail on some seeds (seed 1 at 0.5, measured).
+    outcomes = [run_expert_episode(lift_env, make_expert("lift", noise=0.5), s, 200).success for s in (0, 1)]
     assert not all(outcomes)

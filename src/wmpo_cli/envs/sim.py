@@ -19,6 +19,7 @@ Design choices (all driven by data collection and exact replay):
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,14 @@ _MAX_RENDER_SIZE = 512
 
 def _quiet_robosuite() -> None:
     """robosuite logs a controller-config INFO line per env and macro warnings; keep stderr clean."""
+    if "robosuite" not in sys.modules:
+        # Its import-time warnings (no private macro file, optional robot models / IK) are about
+        # features wmpo does not use; silence them for the import only.
+        logging.disable(logging.WARNING)
+        try:
+            import robosuite  # noqa: F401
+        finally:
+            logging.disable(logging.NOTSET)
     logging.getLogger("robosuite_logs").setLevel(logging.WARNING)
 
 
