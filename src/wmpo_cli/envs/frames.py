@@ -42,6 +42,8 @@ def render_states(
     size: int,
     retries: int = 3,
 ) -> RenderedEpisode:
+    if not cameras:  # a low-dim dataset: nothing to restore or draw
+        return RenderedEpisode(images={}, rerendered=0)
     steps = len(states)
     images = {camera: np.empty((steps, size, size, 3), dtype=np.uint8) for camera in cameras}
     rerendered = 0

@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from robosuite.environments.manipulation.lift import Lift
-from robosuite.models.arenas import TableArena
 from robosuite.models.objects import BoxObject
 from robosuite.models.tasks import ManipulationTask
-from robosuite.utils.mjcf_utils import CustomMaterial
 from robosuite.utils.placement_samplers import UniformRandomSampler
 
 from wmpo_cli.envs.render_utils import CheapRenderMixin
+from wmpo_cli.envs.scene import table_arena, wood_material
 
 LIFT_CUBE_HALF_SIZE = 0.021
 LIFT_PLACEMENT_RANGE = 0.03  # stock Lift: cube centre within ±3 cm of the table centre
@@ -34,23 +33,9 @@ class FixedCubeLift(CheapRenderMixin, Lift):
         # Skip Lift._load_model (random cube size) but keep ManipulationEnv's robot loading.
         super(Lift, self)._load_model()
 
-        robot_model = self.robots[0].robot_model
-        robot_model.set_base_xpos(robot_model.base_xpos_offset["table"](self.table_full_size[0]))
+        arena = table_arena(self)
 
-        arena = TableArena(
-            table_full_size=self.table_full_size,
-            table_friction=self.table_friction,
-            table_offset=self.table_offset,
-        )
-        arena.set_origin([0, 0, 0])
-
-        redwood = CustomMaterial(
-            texture="WoodRed",
-            tex_name="redwood",
-            mat_name="redwood_mat",
-            tex_attrib={"type": "cube"},
-            mat_attrib={"texrepeat": "1 1", "specular": "0.4", "shininess": "0.1"},
-        )
+        redwood = wood_material("WoodRed", "redwood")
         half = LIFT_CUBE_HALF_SIZE
         self.cube = BoxObject(name="cube", size=[half, half, half], rgba=[1, 0, 0, 1], material=redwood)
 

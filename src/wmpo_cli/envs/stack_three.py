@@ -18,15 +18,14 @@ from typing import Any
 
 import numpy as np
 from robosuite.environments.manipulation.stack import Stack
-from robosuite.models.arenas import TableArena
 from robosuite.models.objects import BoxObject
 from robosuite.models.tasks import ManipulationTask
-from robosuite.utils.mjcf_utils import CustomMaterial
 from robosuite.utils.observables import Observable, sensor
 from robosuite.utils.placement_samplers import UniformRandomSampler
 from robosuite.utils.transform_utils import convert_quat
 
 from wmpo_cli.envs.render_utils import CheapRenderMixin
+from wmpo_cli.envs.scene import table_arena, wood_material
 
 # Placement half-range (metres, around the table centre) per variant: D1 doubles D0's square.
 PLACEMENT_RANGE: dict[str, float] = {"D0": 0.10, "D1": 0.20}
@@ -53,17 +52,6 @@ A_ON_B_MIN_Z = TABLE_TOP_Z + 0.04
 C_ON_A_MIN_Z = TABLE_TOP_Z + 0.08
 
 
-def _wood(texture: str, name: str) -> CustomMaterial:
-    """A cube-mapped wood material with the specular/shininess MimicGen's cubes use."""
-    return CustomMaterial(
-        texture=texture,
-        tex_name=name,
-        mat_name=f"{name}_mat",
-        tex_attrib={"type": "cube"},
-        mat_attrib={"texrepeat": "1 1", "specular": "0.4", "shininess": "0.1"},
-    )
-
-
 class StackThree(CheapRenderMixin, Stack):
     """Stack A on B, then C on A (MimicGen StackThree) for one single-arm robot.
 
@@ -88,23 +76,15 @@ class StackThree(CheapRenderMixin, Stack):
         # Skip Stack._load_model (it builds a two-cube scene); keep ManipulationEnv's robot loading.
         super(Stack, self)._load_model()
 
-        robot_model = self.robots[0].robot_model
-        robot_model.set_base_xpos(robot_model.base_xpos_offset["table"](self.table_full_size[0]))
-
-        arena = TableArena(
-            table_full_size=self.table_full_size,
-            table_friction=self.table_friction,
-            table_offset=self.table_offset,
-        )
-        arena.set_origin([0, 0, 0])
+        arena = table_arena(self)
         if self.variant in WIDE_CAMERA_VARIANTS:
             arena.set_camera(camera_name="agentview", pos=AGENTVIEW_FULL_POS, quat=AGENTVIEW_FULL_QUAT)
 
         materials = {
-            "cubeA": _wood("WoodRed", "redwood"),
-            "cubeB": _wood("WoodGreen", "greenwood"),
+            "cubeA": wood_material("WoodRed", "redwood"),
+            "cubeB": wood_material("WoodGreen", "greenwood"),
             # MimicGen's cubeC carries a red rgba but a blue material, and the material is what renders.
-            "cubeC": _wood("WoodBlue", "bluewood"),
+            "cubeC": wood_material("WoodBlue", "bluewood"),
         }
         rgbas = {"cubeA": (1, 0, 0, 1), "cubeB": (0, 1, 0, 1), "cubeC": (0, 0, 1, 1)}
         cubes = []
