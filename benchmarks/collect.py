@@ -49,6 +49,9 @@ def measure(task: str, variant: str, episodes: int, workers: int, cameras: tuple
         "wall_s": round(wall, 2),
         "episodes_per_s": round(m["episodes"] / wall, 3),
         "env_steps_per_s": round(m["total_steps"] / wall, 1),
+        # Excluding worker start-up (spawn, imports, env build): per-episode work summed over workers.
+        "steady_episodes_per_s": round(m["episodes"] * workers / (m["physics_s"] + m["render_s"]), 3),
+        "steady_env_steps_per_s": round(m["total_steps"] * workers / (m["physics_s"] + m["render_s"]), 1),
         "physics_s": m["physics_s"],
         "render_s": m["render_s"],
         "frames_rerendered": m["frames_rerendered"],
