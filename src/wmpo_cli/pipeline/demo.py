@@ -61,7 +61,7 @@ def run(
 def render(run_dir: Path, steps: list[dict[str, Any]]) -> Table:
     table = Table(title=f"wmpo demo: artifacts under {run_dir}", title_justify="left")
     for column in ("stage", "task", "artifact", "episodes", "success", "steps/s"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for step in steps:
         m = step["metrics"]
         table.add_row(
