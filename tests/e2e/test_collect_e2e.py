@@ -161,7 +161,7 @@ def test_kill_9_leaves_an_incomplete_artifact_and_rerun_resumes(lift_run: Path, 
 
 def test_noisy_expert_failures_are_labelled_and_successes_only_filters(cli, tmp_path: Path) -> None:
     noisy = tmp_path / "noisy"
-    _collect(cli, noisy, "--task", "lift", "--episodes", "4", "--expert-noise", "0.8", "--cameras", "agentview")
+    _collect(cli, noisy, "--task", "lift", "--episodes", "4", "--expert-noise", "0.5", "--cameras", "agentview")
     with EpisodesFile(noisy / "demos" / "episodes.hdf5") as f:
         labels = {name: bool(f.attrs(name)["success"]) for name in f.demo_names}
         assert f.mask("success") == [n for n, ok in labels.items() if ok]
@@ -169,14 +169,18 @@ def test_noisy_expert_failures_are_labelled_and_successes_only_filters(cli, tmp_
         for name in f.mask("failure"):
             ep = f.load(name, obs_keys=[])
             assert ep.attrs["success_step"] == -1 and not ep.step_success.any()
-        assert f.mask("failure"), "expert noise 0.8 should fail at least once in 4 episodes"
+        # Measured: at noise 0.5 the Lift expert succeeds on 2 of these 4 seeded attempts.
+        assert len(f.mask("success")) == 2 and len(f.mask("failure")) == 2
     only = tmp_path / "only"
     _collect(
-        cli, only, "--task", "lift", "--episodes", "2", "--expert-noise", "0.8", "--successes-only", "--workers", "1"
+        cli, only, "--task", "lift", "--episodes", "2", "--expert-noise", "0.5", "--successes-only", "--workers", "1"
     )
     manifest = read_manifest(only / "demos")
     assert manifest.metrics["successes"] == 2 and manifest.metrics["failures"] == 0
-    assert manifest.metrics["attempts"] >= 2
+    # Seeded: the 2nd success at noise 0.5 comes on attempt 4; failed attempts are not kept.
+    assert manifest.metrics["attempts"] == 4 and manifest.metrics["episodes"] == 2
+    with EpisodesFile(only / "demos" / "episodes.hdf5") as f:
+        assert f.mask("success") == ["demo_0", "demo_1"] and f.mask("failure") == []
 
 
 def test_demo_runs_both_tasks_and_reuses_complete_artifacts(cli, tmp_path: Path) -> None:

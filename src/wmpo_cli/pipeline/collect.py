@@ -193,14 +193,14 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         index = int(path.stem.split("_")[1])
         if index < max_attempts:
             results[index] = _read_shard_result(path, index)
-    resumed_episodes = len(results)
-    if results:
-        console.log(f"resuming: {len(results)} finished episode(s) found in {partial}")
+    resumed = set(results)
+    if resumed:
+        console.log(f"resuming: {len(resumed)} finished episode(s) found in {partial}")
+    successes = sum(r.success for r in results.values())
 
-    def enough() -> bool:
-        if not cfg.successes_only:
-            return False
-        return sum(r.success for r in results.values()) >= cfg.episodes
+    def kept_so_far() -> int:
+        """What the progress bar counts: successes with --successes-only, else finished episodes."""
+        return successes if cfg.successes_only else len(results)
 
     jobs = (
         EpisodeJob(index, episode_seed(cfg.seed, index), str(_shard_path(partial, index)), cfg)
@@ -208,18 +208,15 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         if index not in results
     )
     started = time.perf_counter()
-    new_steps = 0
-    target = cfg.episodes
     with console.progress() as bar:
-        done_now = sum(r.success for r in results.values()) if cfg.successes_only else len(results)
-        bar_task = bar.add_task(f"collect {cfg.task} {cfg.variant}", total=target, completed=done_now, info="")
-        for res in run_jobs(collect_episode, jobs, workers=min(workers, max_attempts), should_stop=enough):
+        bar_task = bar.add_task(
+            f"collect {cfg.task} {cfg.variant}", total=cfg.episodes, completed=kept_so_far(), info=""
+        )
+        stop = (lambda: successes >= cfg.episodes) if cfg.successes_only else (lambda: False)
+        for res in run_jobs(collect_episode, jobs, workers=min(workers, max_attempts), should_stop=stop):
             results[res.index] = res
-            new_steps += res.steps
-            writer.manifest.resume["step"] = len(results)
-            done_now = sum(r.success for r in results.values()) if cfg.successes_only else len(results)
-            succ = sum(r.success for r in results.values())
-            bar.update(bar_task, completed=min(done_now, target), info=f"success {succ}/{len(results)}")
+            successes += res.success
+            bar.update(bar_task, completed=min(kept_so_far(), cfg.episodes), info=f"success {successes}/{len(results)}")
     wall_s = time.perf_counter() - started
 
     chosen = _choose_episodes(cfg, results)
@@ -236,17 +233,18 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         valid_names=[f"demo_{pos}" for pos in sorted(valid_positions)],
     )
     kept = [results[index] for index in chosen]
-    fresh = [r for r in results.values() if r.physics_s > 0]
+    fresh = [r for index, r in results.items() if index not in resumed]
+    new_steps = sum(r.steps for r in fresh)
     lengths = [r.steps for r in kept]
     success_lengths = [r.steps for r in kept if r.success]
     metrics = {
         "episodes": len(kept),
         "attempts": len(results),
-        "resumed_episodes": resumed_episodes,
+        "resumed_episodes": len(resumed),
         "successes": mask_counts["success"],
         "failures": mask_counts["failure"],
         "success_rate": mask_counts["success"] / len(kept),
-        "attempt_success_rate": sum(r.success for r in results.values()) / len(results),
+        "attempt_success_rate": successes / len(results),
         "train": mask_counts["train"],
         "valid": mask_counts["valid"],
         "total_steps": int(sum(lengths)),
@@ -260,6 +258,7 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         "physics_s": round(sum(r.physics_s for r in fresh), 3),
         "render_s": round(sum(r.render_s for r in fresh), 3),
     }
+    writer.manifest.resume["step"] = len(results)
     return writer.finish([EPISODES_FILE], metrics)
 
 
