@@ -18,7 +18,7 @@ from wmpo_cli.errors import UnknownTaskError
 
 def test_registry_lookups() -> None:
     lift, stack = get_task("lift"), get_task("stack_three")
-    assert set(TASKS) == {"lift", "stack_three"}
+    assert {"lift", "stack_three", "square", "three_piece_assembly", "coffee"} == set(TASKS)
     assert (lift.horizon, lift.max_steps, lift.variants) == (200, 160, ("D0",))
     assert (stack.horizon, stack.max_steps, stack.variants) == (400, 320, ("D0", "D1"))
     assert stack.instruction == "stack_three"
@@ -29,8 +29,8 @@ def test_registry_lookups() -> None:
 
 
 def test_unknown_task_and_variant_are_usage_errors() -> None:
-    with pytest.raises(UnknownTaskError, match="unknown task 'square'; known: lift, stack_three"):
-        get_task("square")
+    with pytest.raises(UnknownTaskError, match="unknown task 'nut'; known: lift, stack_three, square, three_piece_assembly, coffee"):
+        get_task("nut")
     with pytest.raises(UnknownTaskError, match="D1"):
         check_variant(get_task("lift"), "D1")
     # Bad names are refused before any simulation is built.

@@ -58,6 +58,14 @@ class FixedCubeLift(CheapRenderMixin, Lift):
             mujoco_objects=self.cube,
         )
 
+    def object_body_ids(self) -> dict[str, int]:
+        """Task object name → MuJoCo body id (privileged poses for experts and data generation)."""
+        return {"cube": self.sim.model.body_name2id(self.cube.root_body)}
+
+    def subtask_signals(self) -> dict[str, bool]:
+        """MimicGen-style subtask end signals: the cube is grasped."""
+        return {"grasp": bool(self._check_grasp(gripper=self.robots[0].gripper, object_geoms=self.cube))}
+
     def reward(self, action: Any = None) -> float:
         """Sparse reward: 1.0 while the cube is lifted, else 0.0 (ignores reward_shaping)."""
         return 1.0 if self._check_success() else 0.0

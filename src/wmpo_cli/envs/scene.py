@@ -4,8 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from robosuite.models.arenas import TableArena
+from robosuite.models.arenas import Arena, TableArena
 from robosuite.utils.mjcf_utils import CustomMaterial
+
+# MimicGen's wide "agentview_full" camera pose: back and up from robosuite's agentview, so that
+# the larger placement regions of the wider variants stay in frame.
+AGENTVIEW_FULL_POS: tuple[float, float, float] = (0.753078462147161, 2.06e-08, 1.5194726087166726)
+AGENTVIEW_FULL_QUAT: tuple[float, float, float, float] = (
+    0.6432409286499023,
+    0.293668270111084,
+    0.2936684489250183,
+    0.6432408690452576,
+)
+
+
+def use_wide_agentview(arena: Arena) -> None:
+    """Give the arena's ``agentview`` camera MimicGen's wide ``agentview_full`` pose."""
+    arena.set_camera(camera_name="agentview", pos=list(AGENTVIEW_FULL_POS), quat=list(AGENTVIEW_FULL_QUAT))
 
 
 def wood_material(texture: str, name: str) -> CustomMaterial:
@@ -34,3 +49,16 @@ def table_arena(env: Any) -> TableArena:
     )
     arena.set_origin([0, 0, 0])
     return arena
+
+
+def grey_table_top(arena: TableArena) -> None:
+    """Swap the table's white ceramic top for robosuite's flat grey ``table_mat`` (a visual-only edit).
+
+    This is the "background" disruption of WMPO's Table 2 for StackThree; only the visual geom
+    changes, so physics and flat states are identical to the default scenario.
+    """
+    for geom in arena.worldbody.iter("geom"):
+        if geom.get("name") == "table_visual":
+            geom.set("material", "table_mat")
+            return
+    raise RuntimeError("table arena has no 'table_visual' geom")

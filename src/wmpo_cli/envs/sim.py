@@ -75,7 +75,12 @@ class SimEnv:
         self.cameras = tuple(cameras)
         self.image_size = int(image_size)
 
-        self._env_name, env_cls, task_kwargs = _env_class(task.name, variant)
+        from wmpo_cli.envs.tasks import load_class
+
+        self._env_name = task.env_name
+        env_cls = load_class(task.env_class)
+        # Every task env takes its variant and scenario; stock-derived Lift has a single variant.
+        task_kwargs: dict[str, Any] = {} if task.name == "lift" else {"variant": variant, "scenario": scenario}
         self._env_kwargs: dict[str, Any] = {
             "robots": "Panda",
             "controller_configs": load_composite_controller_config(robot="Panda"),
@@ -86,7 +91,7 @@ class SimEnv:
             "reward_shaping": False,
             "control_freq": 20,
             "lite_physics": True,
-            "horizon": task.horizon,
+            "horizon": task.horizon_for(variant),
             "ignore_done": True,
             "hard_reset": False,
             "camera_names": list(self.cameras) or ["agentview"],
@@ -99,7 +104,7 @@ class SimEnv:
         self._robot = self.raw.robots[0]
         self._eef_site_id = int(self._robot.eef_site_id["right"])
         self._base_body_id = int(self.raw.sim.model.body_name2id(self._robot.robot_model.root_body))
-        self._objects = _task_objects(task.name, self.raw)
+        self._objects: dict[str, int] = dict(self.raw.object_body_ids())
         # robosuite hides its debug sites (gripper pointer, target markers) only inside reset();
         # a freshly built env shows them, so frames rendered before the first reset would differ.
         self.raw.visualize(vis_settings={name: False for name in self.raw._visualizations})
@@ -137,6 +142,10 @@ class SimEnv:
     def is_success(self) -> bool:
         """Task success of the current state."""
         return bool(self.raw._check_success())
+
+    def subtask_signals(self) -> dict[str, bool]:
+        """The task's MimicGen subtask end signals for the current state (e.g. ``grasp_1``)."""
+        return {name: bool(value) for name, value in self.raw.subtask_signals().items()}
 
     # ------------------------------------------------------------------------- state access
     def get_state(self) -> np.ndarray:
@@ -274,27 +283,6 @@ class SimEnv:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _env_class(task: str, variant: str) -> tuple[str, type, dict[str, Any]]:
-    """(registered env name, class, task-specific constructor kwargs) for a task."""
-    if task == "lift":
-        from wmpo_cli.envs.lift import FixedCubeLift
-
-        return "FixedCubeLift", FixedCubeLift, {}
-    if task == "stack_three":
-        from wmpo_cli.envs.stack_three import StackThree
-
-        return "StackThree", StackThree, {"variant": variant}
-    raise ValueError(f"no simulation for task {task!r}")
-
-
-def _task_objects(task: str, raw: Any) -> dict[str, int]:
-    """Object name → MuJoCo body id of the task's movable objects."""
-    model = raw.sim.model
-    if task == "lift":
-        return {"cube": model.body_name2id(raw.cube.root_body)}
-    return {name: model.body_name2id(getattr(raw, name).root_body) for name in ("cubeA", "cubeB", "cubeC")}
 
 
 def _samplers(sampler: Any) -> list[Any]:

@@ -25,20 +25,12 @@ from robosuite.utils.placement_samplers import UniformRandomSampler
 from robosuite.utils.transform_utils import convert_quat
 
 from wmpo_cli.envs.render_utils import CheapRenderMixin
-from wmpo_cli.envs.scene import table_arena, wood_material
+from wmpo_cli.envs.scene import grey_table_top, table_arena, use_wide_agentview, wood_material
 
 # Placement half-range (metres, around the table centre) per variant: D1 doubles D0's square.
 PLACEMENT_RANGE: dict[str, float] = {"D0": 0.10, "D1": 0.20}
 
-# MimicGen's wide "agentview_full" pose; D1 spreads the cubes over a larger area, so its agentview
-# camera is moved back and up to keep the whole placement region in frame.
-AGENTVIEW_FULL_POS: tuple[float, float, float] = (0.753078462147161, 2.06e-08, 1.5194726087166726)
-AGENTVIEW_FULL_QUAT: tuple[float, float, float, float] = (
-    0.6432409286499023,
-    0.293668270111084,
-    0.2936684489250183,
-    0.6432408690452576,
-)
+# D1 spreads the cubes over a larger area, so its agentview camera takes MimicGen's wide pose.
 WIDE_CAMERA_VARIANTS: tuple[str, ...] = ("D1",)
 
 CUBE_HALF_SIZES: dict[str, float] = {"cubeA": 0.02, "cubeB": 0.025, "cubeC": 0.02}
@@ -60,14 +52,18 @@ class StackThree(CheapRenderMixin, Stack):
 
     Args:
         variant: "D0" (cubes within ±10 cm, standard camera) or "D1" (±20 cm, wide camera).
+        scenario: "default", or "disrupted" (WMPO's background test: a grey table top).
         **kwargs: forwarded to robosuite's ``Stack`` (robots, controller_configs, ...).
     """
 
-    def __init__(self, robots: Any = "Panda", variant: str = "D0", **kwargs: Any) -> None:
+    def __init__(self, robots: Any = "Panda", variant: str = "D0", scenario: str = "default", **kwargs: Any) -> None:
         if variant not in PLACEMENT_RANGE:
             raise ValueError(f"unknown StackThree variant {variant!r}; known: {', '.join(PLACEMENT_RANGE)}")
+        if scenario not in ("default", "disrupted"):
+            raise ValueError(f"unknown StackThree scenario {scenario!r}; known: default, disrupted")
         # Must exist before super().__init__, which calls _load_model.
         self.variant = variant
+        self.scenario = scenario
         kwargs.setdefault("placement_initializer", None)
         super().__init__(robots=robots, **kwargs)
 
@@ -78,7 +74,9 @@ class StackThree(CheapRenderMixin, Stack):
 
         arena = table_arena(self)
         if self.variant in WIDE_CAMERA_VARIANTS:
-            arena.set_camera(camera_name="agentview", pos=AGENTVIEW_FULL_POS, quat=AGENTVIEW_FULL_QUAT)
+            use_wide_agentview(arena)
+        if self.scenario == "disrupted":
+            grey_table_top(arena)
 
         materials = {
             "cubeA": wood_material("WoodRed", "redwood"),
@@ -179,6 +177,20 @@ class StackThree(CheapRenderMixin, Stack):
         a_on_b = self._cube_on(self.cubeA, self.cubeB, self.cubeA_body_id, A_ON_B_MIN_Z)
         c_on_a = self._cube_on(self.cubeC, self.cubeA, self.cubeC_body_id, C_ON_A_MIN_Z)
         return a_on_b, c_on_a
+
+    def object_body_ids(self) -> dict[str, int]:
+        """Task object name → MuJoCo body id (privileged poses for experts and data generation)."""
+        return {name: self.sim.model.body_name2id(getattr(self, name).root_body) for name in CUBE_HALF_SIZES}
+
+    def subtask_signals(self) -> dict[str, bool]:
+        """MimicGen's subtask end signals: A grasped, A on B, C grasped."""
+        gripper = self.robots[0].gripper
+        a_on_b, _ = self.stack_flags()
+        return {
+            "grasp_1": bool(self._check_grasp(gripper=gripper, object_geoms=self.cubeA)),
+            "stack_1": a_on_b,
+            "grasp_2": bool(self._check_grasp(gripper=gripper, object_geoms=self.cubeC)),
+        }
 
     def _check_success(self) -> bool:
         a_on_b, c_on_a = self.stack_flags()

@@ -32,6 +32,10 @@ class TaskSpec:
         cameras: image cameras a dataset may contain.
         default_cameras: cameras recorded when the user names none.
         wide_camera_variants: variants whose ``agentview`` uses MimicGen's wider ``agentview_full`` pose.
+        env_class: "module:Class" of the robosuite env (imported lazily, so this module stays light).
+        expert_class: "module:Class" of the scripted expert.
+        scenario_notes: one line per scenario saying what it changes (shown by ``wmpo tasks``).
+        variant_horizons: per-variant overrides of ``horizon`` (MimicGen's wider variants are longer).
     """
 
     name: str
@@ -43,9 +47,26 @@ class TaskSpec:
     cameras: tuple[str, ...]
     default_cameras: tuple[str, ...]
     wide_camera_variants: tuple[str, ...] = ()
+    env_class: str = ""
+    expert_class: str = ""
+    scenario_notes: tuple[tuple[str, str], ...] = ()
+    variant_horizons: tuple[tuple[str, int], ...] = ()
+
+    def horizon_for(self, variant: str) -> int:
+        """Collection step limit of ``variant``."""
+        return dict(self.variant_horizons).get(variant, self.horizon)
+
+    @property
+    def env_name(self) -> str:
+        """Class name of the robosuite env (robomimic's ``env_name``)."""
+        return self.env_class.rpartition(":")[2]
 
 
 _CAMERAS = ("agentview", "robot0_eye_in_hand")
+
+_DEFAULT = ("default", "the task as defined")
+_SCENARIOS = ("default", "disrupted")
+_VARIANTS = ("D0", "D1", "D2")
 
 TASKS: dict[str, TaskSpec] = {
     "lift": TaskSpec(
@@ -57,6 +78,9 @@ TASKS: dict[str, TaskSpec] = {
         scenarios=("default",),
         cameras=_CAMERAS,
         default_cameras=("agentview",),
+        env_class="wmpo_cli.envs.lift:FixedCubeLift",
+        expert_class="wmpo_cli.envs.experts.lift:LiftExpert",
+        scenario_notes=(_DEFAULT,),
     ),
     "stack_three": TaskSpec(
         name="stack_three",
@@ -64,10 +88,56 @@ TASKS: dict[str, TaskSpec] = {
         horizon=400,
         max_steps=320,
         variants=("D0", "D1"),
-        scenarios=("default",),
+        scenarios=_SCENARIOS,
         cameras=_CAMERAS,
         default_cameras=("agentview",),
         wide_camera_variants=("D1",),
+        env_class="wmpo_cli.envs.stack_three:StackThree",
+        expert_class="wmpo_cli.envs.experts.stack_three:StackThreeExpert",
+        scenario_notes=(_DEFAULT, ("disrupted", "grey table top instead of the white ceramic one (WMPO Table 2)")),
+    ),
+    "square": TaskSpec(
+        name="square",
+        instruction="Insert the square into the stick",
+        horizon=400,
+        max_steps=184,
+        variants=_VARIANTS,
+        scenarios=_SCENARIOS,
+        cameras=_CAMERAS,
+        default_cameras=("agentview",),
+        wide_camera_variants=("D2",),
+        env_class="wmpo_cli.envs.square:Square",
+        expert_class="wmpo_cli.envs.experts.square:SquareExpert",
+        scenario_notes=(_DEFAULT, ("disrupted", "square peg at a random y in [0.06, 0.10] m (WMPO Table 2)")),
+    ),
+    "three_piece_assembly": TaskSpec(
+        name="three_piece_assembly",
+        instruction="three_piece_assembly",
+        horizon=500,
+        max_steps=384,
+        variants=_VARIANTS,
+        scenarios=_SCENARIOS,
+        cameras=_CAMERAS,
+        default_cameras=("agentview",),
+        wide_camera_variants=_VARIANTS,
+        env_class="wmpo_cli.envs.three_piece_assembly:ThreePieceAssembly",
+        expert_class="wmpo_cli.envs.experts.three_piece_assembly:ThreePieceAssemblyExpert",
+        scenario_notes=(_DEFAULT, ("disrupted", "dark wooden base instead of the red one (WMPO Table 2)")),
+        variant_horizons=(("D1", 700), ("D2", 700)),
+    ),
+    "coffee": TaskSpec(
+        name="coffee",
+        instruction="coffee",
+        horizon=400,
+        max_steps=256,
+        variants=_VARIANTS,
+        scenarios=_SCENARIOS,
+        cameras=_CAMERAS,
+        default_cameras=("agentview",),
+        env_class="wmpo_cli.envs.coffee:Coffee",
+        expert_class="wmpo_cli.envs.experts.coffee:CoffeeExpert",
+        scenario_notes=(_DEFAULT, ("disrupted", "coffee machine body recoloured (not in the paper; wmpo's choice)")),
+        variant_horizons=(("D1", 550), ("D2", 550)),
     ),
 }
 
@@ -129,8 +199,13 @@ def make_env(
 def make_expert(task: str, noise: float = 0.0) -> ScriptedExpert:
     """Scripted expert for ``task``; ``noise`` is the std of Gaussian noise on the 6 arm action dims."""
     spec = get_task(task)
-    from wmpo_cli.envs.experts import LiftExpert, StackThreeExpert
+    expert_cls = load_class(spec.expert_class)
+    return expert_cls(noise=noise)
 
-    if spec.name == "lift":
-        return LiftExpert(noise=noise)
-    return StackThreeExpert(noise=noise)
+
+def load_class(path: str) -> type:
+    """Import ``"package.module:Class"``."""
+    import importlib
+
+    module_name, _, class_name = path.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)

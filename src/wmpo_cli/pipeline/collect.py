@@ -104,7 +104,7 @@ def collect_episode(job: EpisodeJob) -> EpisodeResult:
         env,
         make_expert(cfg.task, noise=cfg.expert_noise),
         seed=job.seed,
-        horizon=cfg.horizon or task.horizon,
+        horizon=cfg.horizon or task.horizon_for(cfg.variant),
         hold_steps=cfg.hold_steps,
     )
     physics_s = time.perf_counter() - start
