@@ -55,9 +55,9 @@ def global_options(
 
 
 def _register() -> None:
-    from wmpo_cli.cli import collect, demo, inspect, recipes
+    from wmpo_cli.cli import collect, demo, inspect, recipes, tasks
 
-    for module in (collect, inspect, recipes, demo):
+    for module in (collect, tasks, inspect, recipes, demo):
         module.register(app)
 
 

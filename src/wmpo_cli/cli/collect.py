@@ -1,4 +1,4 @@
-"""`wmpo collect`: scripted-expert episodes into <run>/demos/episodes.hdf5."""
+"""`wmpo collect`: expert or MimicGen-generated episodes, or a fixed initial-state set."""
 
 from __future__ import annotations
 
@@ -10,9 +10,19 @@ from wmpo_cli.cli._common import run_dir_for
 
 def collect(
     ctx: typer.Context,
-    task: str | None = typer.Option(None, help="Task: lift, stack_three."),
-    variant: str | None = typer.Option(None, help="Task variant, e.g. D0 or D1."),
-    scenario: str | None = typer.Option(None, help="Scenario: default."),
+    task: str | None = typer.Option(None, help="Task: lift, stack_three, square, three_piece_assembly, coffee."),
+    variant: str | None = typer.Option(None, help="Task variant: D0, D1, D2 (`wmpo tasks` lists them)."),
+    scenario: str | None = typer.Option(None, help="Scenario: default or disrupted."),
+    source: str | None = typer.Option(None, help="Episode source: expert (scripted) or mimicgen (needs --from)."),
+    source_path: str | None = typer.Option(
+        None, "--from", help="Source demos for --source mimicgen: an episodes artifact or robomimic HDF5."
+    ),
+    init_states: int | None = typer.Option(
+        None, "--init-states", help="Write a fixed set of N initial states (no episodes) to init_states/<set id>."
+    ),
+    init_state_set: str | None = typer.Option(
+        None, "--init-state-set", help="Start episode i from state i mod N of this initial-state set."
+    ),
     episodes: int | None = typer.Option(None, help="Episodes to keep (successes with --successes-only)."),
     workers: int | None = typer.Option(None, help="Worker processes (0 = one per core)."),
     image_size: int | None = typer.Option(None, help="Square frame size in pixels."),
@@ -21,7 +31,7 @@ def collect(
     successes_only: bool | None = typer.Option(None, "--successes-only", help="Keep successful episodes only."),
     force: bool = typer.Option(False, "--force", help="Replace a complete artifact / discard an interrupted one."),
 ) -> None:
-    """Collect scripted-expert demonstrations (physics first, frames rendered from saved states)."""
+    """Collect demonstrations (physics first, frames rendered from saved states), or an initial-state set."""
     from wmpo_cli.config import CollectConfig, resolve_config
     from wmpo_cli.pipeline import collect as stage
 
@@ -30,11 +40,20 @@ def collect(
         "task": task, "variant": variant, "scenario": scenario, "episodes": episodes, "workers": workers,
         "image_size": image_size, "cameras": tuple(cameras) if cameras else None,
         "expert_noise": expert_noise, "successes_only": successes_only, "seed": opts.seed,
+        "source": source, "source_path": source_path, "init_states": init_states,
+        "init_state_set": init_state_set,
     }  # fmt: skip
     cfg = resolve_config(CollectConfig, task=task, recipes=opts.recipes, flags=flags, overrides=opts.sets)
     manifest = stage.run(cfg, run_dir_for(opts, cfg.task), force=force)
-    path = run_dir_for(opts, cfg.task) / stage.OUTPUT_DIR
+    path = stage.output_dir(cfg, run_dir_for(opts, cfg.task))
     m = manifest.metrics
+    if cfg.init_states:
+        console.result(
+            {"path": str(path), "id": manifest.id, "set_id": manifest.extra["init_state_set"], "metrics": m},
+            f"[green]wrote[/green] initial-state set {manifest.extra['init_state_set']} "
+            f"({m['init_states']} states) -> {path / 'init_states.hdf5'}",
+        )
+        return
     console.result(
         {"path": str(path), "id": manifest.id, "metrics": m},
         f"[green]collected[/green] {m['episodes']} episodes of {cfg.task} {cfg.variant} "

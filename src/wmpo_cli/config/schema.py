@@ -19,7 +19,10 @@ class CollectConfig:
     task: str = "lift"
     variant: str = "D0"
     scenario: str = "default"
+    # "expert" (scripted), or "mimicgen" (generated from the demos in source_path).
     source: str = "expert"
+    # --from: source demos for "mimicgen" (an episodes artifact dir or any robomimic-layout HDF5).
+    source_path: str = ""
     episodes: int = 50
     seed: int = 0
     # 0 = one worker process per CPU core.
@@ -41,6 +44,13 @@ class CollectConfig:
     compression: int = 4
     # Frames that come back blank or garbled from the offscreen renderer are re-rendered up to this often.
     render_retries: int = 3
+    # --init-states N: write a fixed set of N initial states (no episodes) instead of demos.
+    init_states: int = 0
+    # --init-state-set PATH: start episode i from state i mod N of a set instead of a seeded reset.
+    init_state_set: str = ""
+    # MimicGen generation: action noise std on the arm dims and interpolation poses per segment.
+    generation_noise: float = 0.05
+    interpolation_steps: int = 5
 
     STAGE: ClassVar[str] = "collect"
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)

@@ -55,6 +55,7 @@ def run_expert_episode(
     seed: int,
     horizon: int,
     hold_steps: int = 10,
+    initial_state: np.ndarray | None = None,
 ) -> EpisodeRecord:
     """Run ``expert`` on ``env`` from ``reset(seed)`` and record the episode.
 
@@ -62,12 +63,17 @@ def run_expert_episode(
     success (the task is solved and stays solved); when the expert has finished and a further
     ``2 * hold_steps`` steps passed without success (a failure); or after ``horizon`` steps.
     The expert's noise generator is seeded from ``seed`` so an episode is reproducible.
+    With ``initial_state`` (a fixed initial-state set) the episode starts there instead of at
+    ``reset(seed)``; ``seed`` then only drives the expert.
+
+    ``expert`` is anything with the :class:`ScriptedExpert` protocol (``reset``, ``act``,
+    ``done``): a scripted expert or the MimicGen-style trajectory generator.
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     if hold_steps < 1:
         raise ValueError(f"hold_steps must be >= 1, got {hold_steps}")
-    obs = env.reset(seed)
+    obs = env.reset(seed) if initial_state is None else env.reset_to(initial_state)
     # A child stream of the seed: independent of the env's own draws, but fixed by the seed.
     expert.reset(env, np.random.default_rng([int(seed), 1]))
 

@@ -128,6 +128,26 @@ class SimEnv:
         self._after_reset()
         return self._observe()
 
+    def reset_to(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Start an episode from a stored initial state (e.g. one of a fixed initial-state set).
+
+        Stepping from here is bit-identical to stepping after the ``reset(seed)`` that produced
+        ``state``, because :meth:`reset` ends with the same restore sequence.
+        """
+        flat = np.asarray(state, dtype=np.float64)
+        if flat.shape != (self.state_size,):
+            raise ValueError(f"initial state has {flat.size} values; this model's flat state has {self.state_size}")
+        self._clear_gripper_ramp()
+        obs = self.restore(flat)
+        self._after_reset()
+        return obs
+
+    @property
+    def state_size(self) -> int:
+        """Length of the flat state [time, qpos, qvel] of this model."""
+        model = self.raw.sim.model
+        return 1 + int(model.nq) + int(model.nv)
+
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
         """Apply one 7-D OSC_POSE delta action (20 Hz); returns (obs, sparse reward) after it."""
         act = np.asarray(action, dtype=np.float64)

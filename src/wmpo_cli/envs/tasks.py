@@ -64,7 +64,7 @@ class TaskSpec:
 
 _CAMERAS = ("agentview", "robot0_eye_in_hand")
 
-_DEFAULT = ("default", "the task as defined")
+_DEFAULT = ("default", "as defined")
 _SCENARIOS = ("default", "disrupted")
 _VARIANTS = ("D0", "D1", "D2")
 
@@ -94,7 +94,7 @@ TASKS: dict[str, TaskSpec] = {
         wide_camera_variants=("D1",),
         env_class="wmpo_cli.envs.stack_three:StackThree",
         expert_class="wmpo_cli.envs.experts.stack_three:StackThreeExpert",
-        scenario_notes=(_DEFAULT, ("disrupted", "grey table top instead of the white ceramic one (WMPO Table 2)")),
+        scenario_notes=(_DEFAULT, ("disrupted", "grey table top")),
     ),
     "square": TaskSpec(
         name="square",
@@ -108,7 +108,7 @@ TASKS: dict[str, TaskSpec] = {
         wide_camera_variants=("D2",),
         env_class="wmpo_cli.envs.square:Square",
         expert_class="wmpo_cli.envs.experts.square:SquareExpert",
-        scenario_notes=(_DEFAULT, ("disrupted", "square peg at a random y in [0.06, 0.10] m (WMPO Table 2)")),
+        scenario_notes=(_DEFAULT, ("disrupted", "peg shifted by U(-4, 0) cm in y")),
     ),
     "three_piece_assembly": TaskSpec(
         name="three_piece_assembly",
@@ -122,7 +122,7 @@ TASKS: dict[str, TaskSpec] = {
         wide_camera_variants=_VARIANTS,
         env_class="wmpo_cli.envs.three_piece_assembly:ThreePieceAssembly",
         expert_class="wmpo_cli.envs.experts.three_piece_assembly:ThreePieceAssemblyExpert",
-        scenario_notes=(_DEFAULT, ("disrupted", "dark wooden base instead of the red one (WMPO Table 2)")),
+        scenario_notes=(_DEFAULT, ("disrupted", "dark base")),
         variant_horizons=(("D1", 700), ("D2", 700)),
     ),
     "coffee": TaskSpec(
@@ -136,7 +136,7 @@ TASKS: dict[str, TaskSpec] = {
         default_cameras=("agentview",),
         env_class="wmpo_cli.envs.coffee:Coffee",
         expert_class="wmpo_cli.envs.experts.coffee:CoffeeExpert",
-        scenario_notes=(_DEFAULT, ("disrupted", "coffee machine body recoloured (not in the paper; wmpo's choice)")),
+        scenario_notes=(_DEFAULT, ("disrupted", "cream machine body")),
         variant_horizons=(("D1", 550), ("D2", 550)),
     ),
 }

@@ -1,4 +1,9 @@
-"""`wmpo collect`: scripted-expert episodes -> ``<run>/demos/episodes.hdf5`` + manifest.
+"""`wmpo collect`: expert or generated episodes -> ``<run>/demos/episodes.hdf5`` + manifest.
+
+Sources: ``expert`` (the task's scripted expert) and ``mimicgen`` (MimicGen-style generation from
+the demos in ``--from``). ``--init-states N`` instead writes a fixed initial-state set
+(:mod:`wmpo_cli.pipeline.init_states`), and ``--init-state-set PATH`` starts episode i from state
+i mod N of such a set.
 
 Each episode is a pure function of (task, variant, scenario, episode seed): episode ``i`` uses
 the seed derived from (config seed, i), so results do not depend on the number of workers or on
@@ -9,6 +14,7 @@ the shards are merged into ``episodes.hdf5`` when all are there.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from wmpo_cli import console
+from wmpo_cli.artifacts.atomic import atomic_write_text
 from wmpo_cli.artifacts.episodes import EPISODES_FILE, EpisodeData, merge_shards, write_shard
-from wmpo_cli.artifacts.manifest import Manifest
+from wmpo_cli.artifacts.init_states import InitStateSet, read_init_states
+from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input
 from wmpo_cli.artifacts.store import begin_artifact
 from wmpo_cli.config import CollectConfig
 from wmpo_cli.envs.pool import default_workers, run_jobs
@@ -28,7 +36,8 @@ from wmpo_cli.errors import UsageError
 ARTIFACT_KIND = "episodes"
 ARTIFACT_KIND_VERSION = 1
 OUTPUT_DIR = "demos"
-IMPLEMENTED_SOURCES = ("expert",)
+IMPLEMENTED_SOURCES = ("expert", "mimicgen")
+SOURCES_FILE = "sources.npz"  # annotated MimicGen source demos, shared with the workers
 
 
 def episode_seed(base_seed: int, index: int) -> int:
@@ -56,7 +65,29 @@ def validate(cfg: CollectConfig) -> TaskSpec:
         raise UsageError(f"valid_fraction must be in [0, 1), got {cfg.valid_fraction}")
     if cfg.hold_steps < 1 or cfg.horizon < 0 or cfg.max_attempts < 0:
         raise UsageError("hold_steps must be >= 1, horizon and max_attempts >= 0")
+    if cfg.source == "mimicgen" and not cfg.source_path:
+        raise UsageError("--source mimicgen needs --from PATH (source demos)")
+    if cfg.source != "mimicgen" and cfg.source_path:
+        raise UsageError("--from is only used with --source mimicgen")
+    if cfg.generation_noise < 0 or cfg.interpolation_steps < 0:
+        raise UsageError("generation_noise and interpolation_steps must be >= 0")
+    if cfg.init_states < 0:
+        raise UsageError(f"--init-states must be a positive number of states, got {cfg.init_states}")
+    if cfg.init_states and cfg.init_state_set:
+        raise UsageError("--init-states N writes a new set; it cannot be combined with --init-state-set")
     return task
+
+
+def load_init_state_set(cfg: CollectConfig) -> tuple[InitStateSet, Manifest]:
+    """The set named by ``--init-state-set``, checked against the task."""
+    manifest = check_input(Path(cfg.init_state_set), "init_states")
+    states = read_init_states(Path(cfg.init_state_set))
+    if states.task != cfg.task:
+        raise UsageError(
+            f"--init-state-set {cfg.init_state_set} holds {states.task} states, not {cfg.task}",
+            hint="create a set for this task with `wmpo collect --task ... --init-states N`",
+        )
+    return states, manifest
 
 
 @dataclass(frozen=True)
@@ -65,6 +96,7 @@ class EpisodeJob:
     seed: int
     shard: str
     cfg: CollectConfig
+    sources_file: str = ""  # annotated MimicGen sources (source "mimicgen")
 
 
 @dataclass(frozen=True)
@@ -78,6 +110,29 @@ class EpisodeResult:
 
 
 _ENV_CACHE: dict[tuple[Any, ...], Any] = {}
+_LOADED: dict[str, Any] = {}  # per-process cache of init-state sets and annotated sources
+
+
+def _cached(path: str, loader: Any) -> Any:
+    if path not in _LOADED:
+        _LOADED[path] = loader(Path(path))
+    return _LOADED[path]
+
+
+def make_controller(cfg: CollectConfig, sources_file: str) -> Any:
+    """The episode's controller: the scripted expert, or the MimicGen generator."""
+    from wmpo_cli.envs.tasks import make_expert
+
+    if cfg.source == "mimicgen":
+        from wmpo_cli.datagen.generator import MimicGenController
+        from wmpo_cli.datagen.source import load_sources
+        from wmpo_cli.datagen.specs import datagen_spec
+
+        sources = _cached(sources_file, load_sources)
+        return MimicGenController(
+            sources, datagen_spec(cfg.task), cfg.generation_noise, interpolation_steps=cfg.interpolation_steps
+        )
+    return make_expert(cfg.task, noise=cfg.expert_noise)
 
 
 def _env_for(cfg: CollectConfig) -> Any:
@@ -94,18 +149,20 @@ def collect_episode(job: EpisodeJob) -> EpisodeResult:
     """Worker body: physics with the expert, then frames rendered from the stored states."""
     from wmpo_cli.envs.frames import render_states
     from wmpo_cli.envs.rollout import run_expert_episode
-    from wmpo_cli.envs.tasks import make_expert
 
     cfg = job.cfg
     task = get_task(cfg.task)
     env = _env_for(cfg)
+    controller = make_controller(cfg, job.sources_file)
+    init_set: InitStateSet | None = _cached(cfg.init_state_set, read_init_states) if cfg.init_state_set else None
     start = time.perf_counter()
     record = run_expert_episode(
         env,
-        make_expert(cfg.task, noise=cfg.expert_noise),
+        controller,
         seed=job.seed,
         horizon=cfg.horizon or task.horizon_for(cfg.variant),
         hold_steps=cfg.hold_steps,
+        initial_state=None if init_set is None else init_set.state_for_episode(job.index),
     )
     physics_s = time.perf_counter() - start
     rendered = render_states(env, record.states, cfg.cameras, cfg.image_size, retries=cfg.render_retries)
@@ -131,7 +188,10 @@ def collect_episode(job: EpisodeJob) -> EpisodeResult:
             "seed": int(job.seed),
             "attempt": int(job.index),
             "instruction": task.instruction,
-            "expert_noise": float(cfg.expert_noise),
+            "expert_noise": float(cfg.expert_noise if cfg.source == "expert" else cfg.generation_noise),
+            "init_state_set": "" if init_set is None else init_set.set_id,
+            "init_state_index": -1 if init_set is None else job.index % len(init_set),
+            "generation_sources": ",".join(getattr(controller, "chosen", [])),
         },
     )
     env_args = env.env_args()
@@ -170,9 +230,32 @@ def _valid_split(count: int, fraction: float, seed: int) -> set[int]:
     return {int(i) for i in order[:n_valid]}
 
 
+def output_dir(cfg: CollectConfig, run_dir: Path) -> Path:
+    """Where a collect run writes: ``demos/``, or ``init_states/<set id>/`` with --init-states."""
+    if cfg.init_states:
+        from wmpo_cli.pipeline.init_states import set_dir
+
+        return set_dir(cfg, run_dir)
+    return Path(run_dir) / OUTPUT_DIR
+
+
 def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
     validate(cfg)
-    out_dir = Path(run_dir) / OUTPUT_DIR
+    if cfg.init_states:
+        from wmpo_cli.pipeline.init_states import run as write_set
+
+        return write_set(cfg, run_dir, force=force)
+    out_dir = output_dir(cfg, run_dir)
+    inputs: list[InputRef] = []
+    extra: dict[str, Any] = {"task": cfg.task, "variant": cfg.variant, "scenario": cfg.scenario, "source": cfg.source}
+    if cfg.init_state_set:
+        init_set, set_manifest = load_init_state_set(cfg)
+        inputs.append(InputRef("init_states", set_manifest.id, str(Path(cfg.init_state_set))))
+        extra["init_state_set"] = init_set.set_id
+    if cfg.source == "mimicgen":
+        source_ref = _source_input(Path(cfg.source_path))
+        if source_ref is not None:
+            inputs.append(source_ref)
     writer = begin_artifact(
         out_dir,
         kind=ARTIFACT_KIND,
@@ -180,11 +263,19 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         stage="collect",
         config=cfg,
         seed=cfg.seed,
+        inputs=inputs,
         force=force,
         outputs=(EPISODES_FILE,),
-        extra={"task": cfg.task, "variant": cfg.variant, "scenario": cfg.scenario, "source": cfg.source},
+        extra=extra,
     )
     partial = writer.partial_dir
+    sources_file = ""
+    if cfg.source == "mimicgen":
+        sources_file = str(partial / SOURCES_FILE)
+        info_file = partial / "sources.json"
+        if not Path(sources_file).exists() or not info_file.exists():
+            atomic_write_text(info_file, json.dumps(_prepare_sources(cfg, Path(sources_file))))
+        writer.manifest.extra["generation_sources"] = json.loads(info_file.read_text())
     workers = cfg.workers or default_workers()
     max_attempts = (cfg.max_attempts or 10 * cfg.episodes) if cfg.successes_only else cfg.episodes
 
@@ -203,7 +294,7 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         return successes if cfg.successes_only else len(results)
 
     jobs = (
-        EpisodeJob(index, episode_seed(cfg.seed, index), str(_shard_path(partial, index)), cfg)
+        EpisodeJob(index, episode_seed(cfg.seed, index), str(_shard_path(partial, index)), cfg, sources_file)
         for index in range(max_attempts)
         if index not in results
     )
@@ -268,3 +359,49 @@ def _choose_episodes(cfg: CollectConfig, results: dict[int, EpisodeResult]) -> l
     if not cfg.successes_only:
         return ordered[: cfg.episodes]
     return [index for index in ordered if results[index].success][: cfg.episodes]
+
+
+def _source_input(path: Path) -> InputRef | None:
+    """Lineage of ``--from``: the episodes artifact it belongs to, if it is one."""
+    from wmpo_cli.artifacts.manifest import MANIFEST_NAME
+
+    directory = path if path.is_dir() else path.parent
+    if not (directory / MANIFEST_NAME).exists():
+        return None  # a plain robomimic file: its hash goes into the manifest instead
+    manifest = check_input(directory, "episodes")
+    return InputRef("source", manifest.id, str(directory))
+
+
+def _prepare_sources(cfg: CollectConfig, out: Path) -> dict[str, Any]:
+    """Read and annotate the source demos once, in this process; workers load the result."""
+    from wmpo_cli.artifacts.atomic import file_sha256
+    from wmpo_cli.datagen.source import annotate, read_source_file, save_sources
+    from wmpo_cli.datagen.specs import datagen_spec
+    from wmpo_cli.envs.tasks import make_env
+
+    spec = datagen_spec(cfg.task)
+    task = get_task(cfg.task)
+    path = Path(cfg.source_path)
+    raw = read_source_file(path, cfg.task, task.env_name)
+    successful = [demo for demo in raw if demo.success]
+    env = make_env(cfg.task, cfg.variant, cfg.scenario)
+    try:
+        annotated = [annotate(env, demo, spec) for demo in successful]
+    finally:
+        env.close()
+    usable = [demo for demo in annotated if demo is not None]
+    if not usable:
+        raise UsageError(
+            f"--from {path}: none of its {len(raw)} demos ({len(successful)} successful) can be split into "
+            f"the subtasks of {cfg.task} ({', '.join(spec.signals)})",
+            hint="use successful demos of this task",
+        )
+    save_sources(out, usable)
+    file = path / EPISODES_FILE if path.is_dir() else path
+    console.log(f"sources: {len(usable)} of {len(raw)} demos usable from {file}")
+    return {
+        "file": str(file),
+        "sha256": file_sha256(file),
+        "demos": len(raw),
+        "usable": [demo.name for demo in usable],
+    }
