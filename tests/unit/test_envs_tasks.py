@@ -29,7 +29,8 @@ def test_registry_lookups() -> None:
 
 
 def test_unknown_task_and_variant_are_usage_errors() -> None:
-    with pytest.raises(UnknownTaskError, match="unknown task 'nut'; known: lift, stack_three, square, three_piece_assembly, coffee"):
+    known = "lift, stack_three, square, three_piece_assembly, coffee"
+    with pytest.raises(UnknownTaskError, match=f"unknown task 'nut'; known: {known}"):
         get_task("nut")
     with pytest.raises(UnknownTaskError, match="D1"):
         check_variant(get_task("lift"), "D1")
