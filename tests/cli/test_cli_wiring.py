@@ -30,7 +30,7 @@ def test_help_lists_commands_without_importing_heavy_libraries() -> None:
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for command in ("collect", "inspect", "recipes", "demo"):
+    for command in ("collect", "tasks", "inspect", "recipes", "demo"):
         assert command in out
     assert "HEAVY []" in out
 
@@ -48,7 +48,7 @@ def test_recipes_json_lists_blocks_and_keys(cli) -> None:
     assert result.code == 0, result.stderr
     data = json.loads(result.stdout)
     collect = data["stages"]["collect"]
-    assert {"defaults", "lift", "stack_three", "debug", "tiny", "gpu"} <= set(collect["blocks"])
+    assert {"defaults", "debug", "tiny", "gpu"} <= set(collect["blocks"])
     assert collect["blocks"]["debug"]["episodes"] == 2
     assert collect["keys"]["episodes"] == 50 and collect["keys"]["cameras"] == ["agentview"]
     assert cli("recipes", "nosuchstage").code == 2
@@ -68,6 +68,13 @@ def test_recipes_json_lists_blocks_and_keys(cli) -> None:
         (["collect", "--task", "lift", "--set", "episode=3"], 2, "--set: unknown key 'episode'"),
         (["collect", "--task", "lift", "--set", "episodes=lots"], 2, "'episodes' must be an integer"),
         (["collect", "--task", "lift", "--recipe", "huge"], 2, "recipe 'huge' is not a block"),
+        (["collect", "--task", "coffee", "--variant", "D3"], 2, "unknown variant 'D3' for task 'coffee'"),
+        (["collect", "--task", "lift", "--scenario", "disrupted"], 2, "unknown scenario 'disrupted'"),
+        (["collect", "--task", "lift", "--source", "teleop"], 2, "unknown source 'teleop'"),
+        (["collect", "--task", "lift", "--source", "mimicgen"], 2, "--source mimicgen needs --from PATH"),
+        (["collect", "--task", "lift", "--from", "x.hdf5"], 2, "--from is only used with --source mimicgen"),
+        (["collect", "--task", "lift", "--init-states", "-2"], 2, "--init-states must be a positive number"),
+        (["collect", "--source", "mimicgen", "--from", "/nonexistent.hdf5"], 2, "no such file"),
     ],
 )
 def test_bad_collect_input_is_one_line_error(cli, tmp_path: Path, args: list[str], code: int, message: str) -> None:

@@ -133,5 +133,6 @@ def test_mimicgen_accepts_a_plain_robomimic_file_and_refuses_other_tasks(
     wrong = cli("--run-dir", str(tmp_path / "w"), "collect", "--task", "stack_three", "--source", "mimicgen",
                 "--from", str(plain))  # fmt: skip
     assert wrong.code == 2 and "demos are for 'FixedCubeLift', not 'stack_three'" in wrong.stderr
+    assert not (tmp_path / "w").exists()  # refused before anything was written
     missing = cli("--run-dir", str(tmp_path / "m"), "collect", "--task", "lift", "--source", "mimicgen")
     assert missing.code == 2 and "needs --from PATH" in missing.stderr

@@ -252,7 +252,12 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         init_set, set_manifest = load_init_state_set(cfg)
         inputs.append(InputRef("init_states", set_manifest.id, str(Path(cfg.init_state_set))))
         extra["init_state_set"] = init_set.set_id
+    raw_sources: list[Any] = []
     if cfg.source == "mimicgen":
+        from wmpo_cli.datagen.source import read_source_file
+
+        # Read (and so validate) the source file before anything is written.
+        raw_sources = read_source_file(Path(cfg.source_path), cfg.task, get_task(cfg.task).env_name)
         source_ref = _source_input(Path(cfg.source_path))
         if source_ref is not None:
             inputs.append(source_ref)
@@ -274,7 +279,7 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         sources_file = str(partial / SOURCES_FILE)
         info_file = partial / "sources.json"
         if not Path(sources_file).exists() or not info_file.exists():
-            atomic_write_text(info_file, json.dumps(_prepare_sources(cfg, Path(sources_file))))
+            atomic_write_text(info_file, json.dumps(_prepare_sources(cfg, raw_sources, Path(sources_file))))
         writer.manifest.extra["generation_sources"] = json.loads(info_file.read_text())
     workers = cfg.workers or default_workers()
     max_attempts = (cfg.max_attempts or 10 * cfg.episodes) if cfg.successes_only else cfg.episodes
@@ -372,17 +377,15 @@ def _source_input(path: Path) -> InputRef | None:
     return InputRef("source", manifest.id, str(directory))
 
 
-def _prepare_sources(cfg: CollectConfig, out: Path) -> dict[str, Any]:
-    """Read and annotate the source demos once, in this process; workers load the result."""
+def _prepare_sources(cfg: CollectConfig, raw: list[Any], out: Path) -> dict[str, Any]:
+    """Annotate the source demos once, in this process; workers load the result."""
     from wmpo_cli.artifacts.atomic import file_sha256
-    from wmpo_cli.datagen.source import annotate, read_source_file, save_sources
+    from wmpo_cli.datagen.source import annotate, save_sources
     from wmpo_cli.datagen.specs import datagen_spec
     from wmpo_cli.envs.tasks import make_env
 
     spec = datagen_spec(cfg.task)
-    task = get_task(cfg.task)
     path = Path(cfg.source_path)
-    raw = read_source_file(path, cfg.task, task.env_name)
     successful = [demo for demo in raw if demo.success]
     env = make_env(cfg.task, cfg.variant, cfg.scenario)
     try:
