@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from wmpo_cli.datagen.generator import interpolate_poses, pose_distance, shifted_boundaries
-from wmpo_cli.datagen.source import rotation_matrix, subtask_boundaries, target_poses
+from wmpo_cli.datagen.source import subtask_boundaries, target_poses
 from wmpo_cli.datagen.specs import DATAGEN_SPECS, DatagenSpec, Subtask, datagen_spec
+from wmpo_cli.envs.experts.base import rotation_matrix
 from wmpo_cli.envs.tasks import TASKS
 from wmpo_cli.errors import UsageError
 

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wmpo_cli.datagen.source import POS_SCALE, ROT_SCALE, SourceDemo, rotation_matrix
+from wmpo_cli.datagen.source import SourceDemo
 from wmpo_cli.datagen.specs import DatagenSpec
-from wmpo_cli.envs.experts.base import axis_angle
+from wmpo_cli.envs.experts.base import POS_SCALE, ROT_SCALE, axis_angle, rotation_matrix
 
 if TYPE_CHECKING:
     from wmpo_cli.envs.sim import SimEnv

@@ -19,13 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from wmpo_cli.datagen.specs import DatagenSpec
+from wmpo_cli.envs.experts.base import POS_SCALE, ROT_SCALE, rotation_matrix
 from wmpo_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from wmpo_cli.envs.sim import SimEnv
-
-POS_SCALE = 0.05  # OSC_POSE: metres per unit action
-ROT_SCALE = 0.5  # radians per unit action
 
 
 @dataclass(frozen=True)
@@ -127,16 +125,6 @@ def _env_args(raw: Any) -> dict[str, Any]:
     except (ValueError, TypeError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def rotation_matrix(vec: np.ndarray) -> np.ndarray:
-    """Rotation matrix of an axis-angle vector (Rodrigues)."""
-    angle = float(np.linalg.norm(vec))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = vec / angle
-    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + np.sin(angle) * kx + (1.0 - np.cos(angle)) * (kx @ kx)
 
 
 def target_poses(eef_pose: np.ndarray, actions: np.ndarray) -> np.ndarray:

@@ -107,7 +107,7 @@ def axis_angle(rot: np.ndarray) -> np.ndarray:
     return vec / (2.0 * math.sin(angle)) * angle
 
 
-def _rotvec_to_matrix(vec: np.ndarray) -> np.ndarray:
+def rotation_matrix(vec: np.ndarray) -> np.ndarray:
     """Rotation matrix of an axis-angle vector (Rodrigues)."""
     angle = float(np.linalg.norm(vec))
     if angle < 1e-12:
@@ -220,7 +220,7 @@ class ScriptExpertBase:
         radial3 = np.array([radial[0], radial[1], 0.0]) / max(reach, 1e-6)
         # A positive rotation about (radial × z) turns the gripper's pointing axis outwards.
         axis = np.cross(radial3, [0.0, 0.0, 1.0])
-        return _rotvec_to_matrix(axis * amount * MAX_REACH_TILT) @ target_rot
+        return rotation_matrix(axis * amount * MAX_REACH_TILT) @ target_rot
 
     def _action(
         self, env: SimEnv, target_pos: np.ndarray, target_rot: np.ndarray, speed: float, gain: float = 1.0
