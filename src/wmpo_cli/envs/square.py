@@ -225,13 +225,22 @@ class Square(CheapRenderMixin, ManipulationEnv):
         if self.deterministic_reset:
             return
         peg_xy, peg_yaw = self._sample_peg1()
-        self.set_peg1_pose(peg_xy, peg_yaw)
+        clearance = PEG1_RADIUS + self.nut.horizontal_radius
         for _ in range(MAX_PLACEMENT_TRIES):
             placements = self.placement_initializer.sample()
             pos, quat, obj = placements[self.nut.name]
             # Rejection sampling as MimicGen does (it cannot exhaust the tries with these ranges).
-            if math.dist(pos[:2], peg_xy) > PEG1_RADIUS + self.nut.horizontal_radius:
+            if math.dist(pos[:2], peg_xy) > clearance:
                 break
+        if self.scenario == "disrupted":
+            # Drawn last, so a disrupted scene is its default scene (same seed) with only the peg
+            # moved, as WMPO built its disrupted set from copies of the normal initial states.
+            for _ in range(MAX_PLACEMENT_TRIES):
+                shifted = peg_xy + np.array([0.0, self.rng.uniform(*DISRUPTED_Y_SHIFT)])
+                if math.dist(pos[:2], shifted) > clearance:
+                    peg_xy = shifted
+                    break
+        self.set_peg1_pose(peg_xy, peg_yaw)
         self.sim.data.set_joint_qpos(obj.joints[0], np.concatenate([np.array(pos), np.array(quat)]))
 
     def _sample_peg1(self) -> tuple[np.ndarray, float]:
@@ -243,8 +252,6 @@ class Square(CheapRenderMixin, ManipulationEnv):
             (x_lo, x_hi), (y_lo, y_hi), (yaw_lo, yaw_hi) = ranges
             xy = np.array([self.rng.uniform(x_lo, x_hi), self.rng.uniform(y_lo, y_hi)])
             yaw = float(self.rng.uniform(yaw_lo, yaw_hi)) if yaw_hi > yaw_lo else yaw_lo
-        if self.scenario == "disrupted":
-            xy[1] += self.rng.uniform(*DISRUPTED_Y_SHIFT)
         return xy, yaw
 
     def set_peg1_pose(self, xy: np.ndarray, yaw: float) -> None:
