@@ -14,7 +14,6 @@ the shards are merged into ``episodes.hdf5`` when all are there.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from wmpo_cli import console
-from wmpo_cli.artifacts.atomic import atomic_write_text
 from wmpo_cli.artifacts.episodes import EPISODES_FILE, EpisodeData, merge_shards, write_shard
 from wmpo_cli.artifacts.init_states import InitStateSet, read_init_states
 from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input
@@ -252,12 +250,11 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         init_set, set_manifest = load_init_state_set(cfg)
         inputs.append(InputRef("init_states", set_manifest.id, str(Path(cfg.init_state_set))))
         extra["init_state_set"] = init_set.set_id
-    raw_sources: list[Any] = []
+    sources: list[Any] = []
     if cfg.source == "mimicgen":
-        from wmpo_cli.datagen.source import read_source_file
-
-        # Read (and so validate) the source file before anything is written.
-        raw_sources = read_source_file(Path(cfg.source_path), cfg.task, get_task(cfg.task).env_name)
+        # Read and annotate the sources before anything is written: a bad source file must not
+        # leave a half-made artifact behind.
+        sources, extra["generation_sources"] = _prepare_sources(cfg)
         source_ref = _source_input(Path(cfg.source_path))
         if source_ref is not None:
             inputs.append(source_ref)
@@ -275,12 +272,11 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
     )
     partial = writer.partial_dir
     sources_file = ""
-    if cfg.source == "mimicgen":
-        sources_file = str(partial / SOURCES_FILE)
-        info_file = partial / "sources.json"
-        if not Path(sources_file).exists() or not info_file.exists():
-            atomic_write_text(info_file, json.dumps(_prepare_sources(cfg, raw_sources, Path(sources_file))))
-        writer.manifest.extra["generation_sources"] = json.loads(info_file.read_text())
+    if sources:
+        from wmpo_cli.datagen.source import save_sources
+
+        sources_file = str(partial / SOURCES_FILE)  # workers load the annotated sources from here
+        save_sources(Path(sources_file), sources)
     workers = cfg.workers or default_workers()
     max_attempts = (cfg.max_attempts or 10 * cfg.episodes) if cfg.successes_only else cfg.episodes
 
@@ -377,15 +373,16 @@ def _source_input(path: Path) -> InputRef | None:
     return InputRef("source", manifest.id, str(directory))
 
 
-def _prepare_sources(cfg: CollectConfig, raw: list[Any], out: Path) -> dict[str, Any]:
-    """Annotate the source demos once, in this process; workers load the result."""
+def _prepare_sources(cfg: CollectConfig) -> tuple[list[Any], dict[str, Any]]:
+    """Read and annotate the source demos in this process: (usable demos, lineage record)."""
     from wmpo_cli.artifacts.atomic import file_sha256
-    from wmpo_cli.datagen.source import annotate, save_sources
+    from wmpo_cli.datagen.source import annotate, read_source_file
     from wmpo_cli.datagen.specs import datagen_spec
     from wmpo_cli.envs.tasks import make_env
 
     spec = datagen_spec(cfg.task)
     path = Path(cfg.source_path)
+    raw = read_source_file(path, cfg.task, get_task(cfg.task).env_name)
     successful = [demo for demo in raw if demo.success]
     env = make_env(cfg.task, cfg.variant, cfg.scenario)
     try:
@@ -399,12 +396,7 @@ def _prepare_sources(cfg: CollectConfig, raw: list[Any], out: Path) -> dict[str,
             f"the subtasks of {cfg.task} ({', '.join(spec.signals)})",
             hint="use successful demos of this task",
         )
-    save_sources(out, usable)
     file = path / EPISODES_FILE if path.is_dir() else path
     console.log(f"sources: {len(usable)} of {len(raw)} demos usable from {file}")
-    return {
-        "file": str(file),
-        "sha256": file_sha256(file),
-        "demos": len(raw),
-        "usable": [demo.name for demo in usable],
-    }
+    info = {"file": str(file), "sha256": file_sha256(file), "demos": len(raw), "usable": [d.name for d in usable]}
+    return usable, info
