@@ -111,7 +111,9 @@ def test_every_task_has_a_datagen_spec_matching_the_reference() -> None:
     square = datagen_spec("square")
     assert (square.signals, square.selection, square.select_per_subtask) == (("grasp",), "nearest_object", False)
     assert datagen_spec("coffee").boundary_offset == (5, 10)
-    assert datagen_spec("three_piece_assembly").signals == ("grasp_1", "insert_1", "grasp_2")
+    assembly = datagen_spec("three_piece_assembly")
+    assert assembly.signals == ("grasp_1", "insert_1", "grasp_2")
+    assert (assembly.selection, assembly.select_per_subtask) == ("nearest_object", False)
     with pytest.raises(UsageError, match="no MimicGen subtask spec for task 'nope'"):
         datagen_spec("nope")
 

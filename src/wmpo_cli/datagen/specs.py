@@ -76,7 +76,10 @@ DATAGEN_SPECS: dict[str, DatagenSpec] = {
             Subtask("piece_1", None),
         ),
         boundary_offset=(5, 10),
-        selection="random",
+        # MimicGen picks a random source here. Measured on 10 scripted sources (D0, 16 attempts):
+        # random 40-56 %, nearest-object once per attempt 69 %, nearest-object per subtask 0 %
+        # (a piece grasped as in one demo cannot be inserted or stacked as in another).
+        selection="nearest_object",
     ),
     "coffee": DatagenSpec(
         subtasks=(Subtask("coffee_pod", "grasp"), Subtask("coffee_machine", None)),
