@@ -145,6 +145,7 @@ class BoxPatternObject(CompositeObject):
         density: float,
         material: CustomMaterial,
         friction: tuple[float, float, float] = (1.0, 5e-3, 1e-4),
+        rgba: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 1.0),
     ) -> None:
         self.pattern = pattern
         self.unit = float(unit)
@@ -161,7 +162,9 @@ class BoxPatternObject(CompositeObject):
             geom_names=[f"g{n}" for n in range(len(boxes))],
             geom_materials=[material.mat_attrib["name"]] * len(boxes),
             geom_frictions=[list(friction)] * len(boxes),
-            rgba=[1.0, 0.0, 0.0, 1.0],
+            # A geom rgba other than MuJoCo's default overrides its material's rgba when rendering,
+            # so the tint must be given here too, not only in the material.
+            rgba=list(rgba),
             density=density,
             locations_relative_to_center=False,
         )
@@ -237,7 +240,14 @@ class ThreePieceAssembly(CheapRenderMixin, ManipulationEnv):
         self.piece_2 = BoxPatternObject(
             "piece_2", PIECE_2_PATTERN, PIECE_2_UNIT, PIECE_DENSITY, wood_material("WoodRed", "piece_2_redwood")
         )
-        self.base = BoxPatternObject("base", BASE_PATTERN, BASE_UNIT, BASE_DENSITY, _base_material(self.scenario))
+        self.base = BoxPatternObject(
+            "base",
+            BASE_PATTERN,
+            BASE_UNIT,
+            BASE_DENSITY,
+            _base_material(self.scenario),
+            rgba=DISRUPTED_BASE_RGBA if self.scenario == "disrupted" else (1.0, 0.0, 0.0, 1.0),
+        )
         objects = [self.base, self.piece_1, self.piece_2]
 
         # One sampler per object, run in sequence so that each later object avoids the earlier

@@ -117,8 +117,9 @@ def contact_sheet(
     ]
     frames: dict[tuple[str, str, str], np.ndarray] = {}
     workers = min(workers or default_workers(), len(jobs))
-    for job, frame in zip(jobs, run_jobs(_frame_with_job, jobs, workers=workers), strict=True):
-        frames[(job.task, job.variant, job.scenario)] = frame[1]
+    # Results arrive in completion order; each carries its job.
+    for job, frame in run_jobs(_frame_with_job, jobs, workers=workers):
+        frames[(job.task, job.variant, job.scenario)] = frame
     width = LABEL_WIDTH + len(SCENARIO_COLUMNS) * (size + GAP)
     height = HEADER_HEIGHT + len(rows) * (size + GAP)
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
