@@ -112,9 +112,10 @@ def test_bundled_recipes_resolve_for_every_block_and_task() -> None:
     for stage, cls in STAGE_CONFIGS.items():
         blocks = load_recipe_file(stage)
         assert {"defaults", "debug", "tiny", "gpu"} <= set(blocks)
-        for task in ("lift", "stack_three"):
+        for task in ("lift", "stack_three", "square", "three_piece_assembly", "coffee"):
             for recipe in ("debug", "tiny", "gpu"):
                 cfg = resolve_config(cls, task=task, recipes=[recipe])
                 assert cfg.task == task
     debug = resolve_config(CollectConfig, task="lift", recipes=["debug"])
-    assert (debug.episodes, debug.image_size, debug.horizon) == (2, 32, 200)
+    # horizon 0 = the task's own per-variant collection horizon (TaskSpec.horizon_for).
+    assert (debug.episodes, debug.image_size, debug.horizon) == (2, 32, 0)
