@@ -116,19 +116,3 @@ def test_every_task_has_a_datagen_spec_matching_the_reference() -> None:
     assert (assembly.selection, assembly.select_per_subtask) == ("nearest_object", False)
     with pytest.raises(UsageError, match="no MimicGen subtask spec for task 'nope'"):
         datagen_spec("nope")
-
-
-def test_transit_steps_bound_the_interpolation_speed() -> None:
-    from wmpo_cli.datagen.generator import transit_steps
-
-    start, end = np.eye(4), np.eye(4)
-    end[:3, 3] = [0.0, 0.3, 0.0]
-    assert transit_steps(start, end, 5, 0.0, 0.0) == 5  # MimicGen's fixed count
-    assert transit_steps(start, end, 5, 0.01, 0.0) == 29  # 30 moves of 1 cm
-    end[:3, 3] = [0.0, 0.02, 0.0]
-    assert transit_steps(start, end, 5, 0.01, 0.0) == 5  # short hops keep the minimum
-    end[:3, :3] = rotation_matrix(np.array([0.0, 0.0, 1.0]))
-    assert transit_steps(start, end, 5, 0.01, 0.05) == 19  # 20 turns of 0.05 rad
-    poses = interpolate_poses(start, end, 19)
-    steps = [np.linalg.norm(b[:3, 3] - a[:3, 3]) for a, b in zip([start, *poses], [*poses, end], strict=True)]
-    assert max(steps) <= 0.01 + 1e-12

@@ -51,9 +51,6 @@ class CollectConfig:
     # MimicGen generation: action noise std on the arm dims and interpolation poses per segment.
     generation_noise: float = 0.05
     interpolation_steps: int = 5
-    # Optional interpolation speed limits (m and rad per step); 0 = MimicGen's fixed interpolation_steps.
-    transit_step: float = 0.0
-    transit_turn: float = 0.0
 
     STAGE: ClassVar[str] = "collect"
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)

@@ -11,7 +11,6 @@ the earlier subtasks have moved them), which is what makes MimicGen work on mult
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -29,26 +28,6 @@ def pose_distance(a: np.ndarray, b: np.ndarray) -> float:
     """MimicGen's object-pose distance: ‖Δp‖ (m) + rotation angle between them (rad)."""
     angle = float(np.linalg.norm(axis_angle(a[:3, :3] @ b[:3, :3].T)))
     return float(np.linalg.norm(a[:3, 3] - b[:3, 3])) + angle
-
-
-def transit_steps(start: np.ndarray, end: np.ndarray, minimum: int, max_step: float, max_turn: float) -> int:
-    """Interpolation poses between two poses: at least ``minimum``, and enough that no step moves
-    more than ``max_step`` metres or turns more than ``max_turn`` radians (0 disables a limit).
-
-    MimicGen always inserts a fixed number of poses. When a subtask's transformed start lies far
-    from where the previous one ended (e.g. carrying a just-grasped piece across the table), a
-    fixed 5 poses ask OSC for several centimetres per step: the arm lags, cuts the corner of the
-    next segment and shakes a fresh grasp loose. Bounding the transit speed keeps every
-    interpolation as gentle as the demonstrations themselves.
-    """
-    distance = float(np.linalg.norm(end[:3, 3] - start[:3, 3]))
-    turn = float(np.linalg.norm(axis_angle(start[:3, :3].T @ end[:3, :3])))
-    steps = minimum
-    if max_step > 0:
-        steps = max(steps, math.ceil(distance / max_step) - 1)
-    if max_turn > 0:
-        steps = max(steps, math.ceil(turn / max_turn) - 1)
-    return steps
 
 
 def interpolate_poses(start: np.ndarray, end: np.ndarray, steps: int) -> list[np.ndarray]:
@@ -86,9 +65,7 @@ class MimicGenController:
         sources: annotated source demos (at least one).
         spec: the task's subtask spec.
         action_noise: std of the Gaussian noise on the 6 arm action dims (not during interpolation).
-        interpolation_steps: poses inserted before each segment (at least).
-        transit_step: longest step (m) of an interpolation; more poses are inserted if needed.
-        transit_turn: largest rotation (rad) per interpolation step.
+        interpolation_steps: poses inserted before each segment.
     """
 
     def __init__(
@@ -97,8 +74,6 @@ class MimicGenController:
         spec: DatagenSpec,
         action_noise: float = 0.05,
         interpolation_steps: int = 5,
-        transit_step: float = 0.0,
-        transit_turn: float = 0.0,
     ) -> None:
         if not sources:
             raise ValueError("need at least one source demo")
@@ -108,8 +83,6 @@ class MimicGenController:
         self.spec = spec
         self.action_noise = float(action_noise)
         self.interpolation_steps = int(interpolation_steps)
-        self.transit_step = float(transit_step)
-        self.transit_turn = float(transit_turn)
         self._rng = np.random.default_rng(0)
         self._plan: deque[tuple[np.ndarray, float, bool]] = deque()
         self._subtask = -1
@@ -199,8 +172,7 @@ class MimicGenController:
         targets = [transform @ pose for pose in src.target_pose[start:end]]
         grippers = [float(g) for g in src.gripper[start:end]]
         origin = self._last_target if self._last_target is not None else env.eef_pose()
-        steps = transit_steps(origin, targets[0], self.interpolation_steps, self.transit_step, self.transit_turn)
-        for pose in interpolate_poses(origin, targets[0], steps):
+        for pose in interpolate_poses(origin, targets[0], self.interpolation_steps):
             self._plan.append((pose, grippers[0], False))
         for pose, grip in zip(targets, grippers, strict=True):
             self._plan.append((pose, grip, True))

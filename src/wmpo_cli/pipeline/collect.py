@@ -67,8 +67,8 @@ def validate(cfg: CollectConfig) -> TaskSpec:
         raise UsageError("--source mimicgen needs --from PATH (source demos)")
     if cfg.source != "mimicgen" and cfg.source_path:
         raise UsageError("--from is only used with --source mimicgen")
-    if min(cfg.generation_noise, cfg.interpolation_steps, cfg.transit_step, cfg.transit_turn) < 0:
-        raise UsageError("generation_noise, interpolation_steps, transit_step and transit_turn must be >= 0")
+    if cfg.generation_noise < 0 or cfg.interpolation_steps < 0:
+        raise UsageError("generation_noise and interpolation_steps must be >= 0")
     if cfg.init_states < 0:
         raise UsageError(f"--init-states must be a positive number of states, got {cfg.init_states}")
     if cfg.init_states and cfg.init_state_set:
@@ -132,8 +132,6 @@ def make_controller(cfg: CollectConfig, sources_file: str) -> Any:
             datagen_spec(cfg.task),
             cfg.generation_noise,
             interpolation_steps=cfg.interpolation_steps,
-            transit_step=cfg.transit_step,
-            transit_turn=cfg.transit_turn,
         )
     return make_expert(cfg.task, noise=cfg.expert_noise)
 
