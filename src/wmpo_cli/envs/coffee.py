@@ -29,10 +29,10 @@ from robosuite.environments.manipulation.manipulation_env import ManipulationEnv
 from robosuite.models.objects import CylinderObject, MujocoGeneratedObject
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils.mjcf_utils import add_prefix, array_to_string
-from robosuite.utils.observables import Observable, sensor
+from robosuite.utils.observables import sensor
 from robosuite.utils.placement_samplers import SequentialCompositeSampler, UniformRandomSampler
-from robosuite.utils.transform_utils import convert_quat
 
+from wmpo_cli.envs import observables as obs
 from wmpo_cli.envs.render_utils import CheapRenderMixin
 from wmpo_cli.envs.scene import table_arena
 
@@ -409,60 +409,25 @@ class Coffee(CheapRenderMixin, ManipulationEnv):
         observables = super()._setup_observables()
         if not self.use_object_obs:
             return observables
-        modality = "object"
 
-        @sensor(modality=modality)
-        def pod_pos(obs_cache: dict) -> np.ndarray:
-            data = self.sim.data
-            return np.array(data.body_xpos[self.pod_body_id])
-
-        @sensor(modality=modality)
-        def pod_quat(obs_cache: dict) -> np.ndarray:
-            data = self.sim.data
-            return convert_quat(np.array(data.body_xquat[self.pod_body_id]), to="xyzw")
-
-        @sensor(modality=modality)
-        def coffee_machine_pos(obs_cache: dict) -> np.ndarray:
-            data = self.sim.data
-            return np.array(data.body_xpos[self.machine_body_id])
-
-        @sensor(modality=modality)
-        def coffee_machine_quat(obs_cache: dict) -> np.ndarray:
-            data = self.sim.data
-            return convert_quat(np.array(data.body_xquat[self.machine_body_id]), to="xyzw")
-
-        @sensor(modality=modality)
-        def pod_holder_pos(obs_cache: dict) -> np.ndarray:
-            data = self.sim.data
-            return np.array(data.body_xpos[self.holder_body_id])
-
-        @sensor(modality=modality)
+        @sensor(modality=obs.MODALITY)
         def pod_pos_rel_pod_holder(obs_cache: dict) -> np.ndarray:
             data = self.sim.data
             return np.array(data.body_xpos[self.pod_body_id] - data.body_xpos[self.holder_body_id])
 
-        @sensor(modality=modality)
+        @sensor(modality=obs.MODALITY)
         def hinge_angle(obs_cache: dict) -> np.ndarray:
             return np.array([self.hinge_angle()])
 
         sensors = [
-            pod_pos,
-            pod_quat,
-            coffee_machine_pos,
-            coffee_machine_quat,
-            pod_holder_pos,
+            *obs.body_pose_sensors(self, "pod", self.pod_body_id),
+            *obs.body_pose_sensors(self, "coffee_machine", self.machine_body_id),
+            *obs.body_pose_sensors(self, "pod_holder", self.holder_body_id, quat=False),
             pod_pos_rel_pod_holder,
             hinge_angle,
+            *obs.gripper_to_sensors(self, "pod_pos", "pod"),
         ]
-        arm_prefixes = self._get_arm_prefixes(self.robots[0], include_robot_name=False)
-        full_prefixes = self._get_arm_prefixes(self.robots[0])
-        sensors += [
-            self._get_obj_eef_sensor(full_pf, "pod_pos", f"{arm_pf}gripper_to_pod", modality)
-            for arm_pf, full_pf in zip(arm_prefixes, full_prefixes, strict=True)
-        ]
-        for s in sensors:
-            observables[s.__name__] = Observable(name=s.__name__, sensor=s, sampling_rate=self.control_freq)
-        return observables
+        return obs.register(self, observables, sensors)
 
     # --------------------------------------------------------------------------------- success
     def hinge_angle(self) -> float:

@@ -33,10 +33,9 @@ from robosuite.models.arenas import PegsArena
 from robosuite.models.objects import SquareNutObject
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils.mjcf_utils import array_to_string
-from robosuite.utils.observables import Observable, sensor
 from robosuite.utils.placement_samplers import UniformRandomSampler
-from robosuite.utils.transform_utils import convert_quat
 
+from wmpo_cli.envs import observables as obs
 from wmpo_cli.envs.render_utils import CheapRenderMixin
 from wmpo_cli.envs.scene import use_wide_agentview
 
@@ -194,30 +193,12 @@ class Square(CheapRenderMixin, ManipulationEnv):
         observables = super()._setup_observables()
         if not self.use_object_obs:
             return observables
-        modality = "object"
-
-        @sensor(modality=modality)
-        def SquareNut_pos(obs_cache: dict) -> np.ndarray:
-            return np.array(self.sim.data.body_xpos[self.nut_body_id])
-
-        @sensor(modality=modality)
-        def SquareNut_quat(obs_cache: dict) -> np.ndarray:
-            return convert_quat(np.array(self.sim.data.body_xquat[self.nut_body_id]), to="xyzw")
-
-        @sensor(modality=modality)
-        def peg1_pos(obs_cache: dict) -> np.ndarray:
-            return np.array(self.sim.data.body_xpos[self.peg1_body_id])
-
-        sensors = [SquareNut_pos, SquareNut_quat, peg1_pos]
-        arm_prefixes = self._get_arm_prefixes(self.robots[0], include_robot_name=False)
-        full_prefixes = self._get_arm_prefixes(self.robots[0])
-        sensors += [
-            self._get_obj_eef_sensor(full_pf, "SquareNut_pos", f"{arm_pf}gripper_to_SquareNut", modality)
-            for arm_pf, full_pf in zip(arm_prefixes, full_prefixes, strict=True)
+        sensors = [
+            *obs.body_pose_sensors(self, "SquareNut", self.nut_body_id),
+            *obs.body_pose_sensors(self, "peg1", self.peg1_body_id, quat=False),
+            *obs.gripper_to_sensors(self, "SquareNut_pos", "SquareNut"),
         ]
-        for s in sensors:
-            observables[s.__name__] = Observable(name=s.__name__, sensor=s, sampling_rate=self.control_freq)
-        return observables
+        return obs.register(self, observables, sensors)
 
     # ----------------------------------------------------------------------------------- reset
     def _reset_internal(self) -> None:

@@ -20,10 +20,10 @@ import numpy as np
 from robosuite.environments.manipulation.stack import Stack
 from robosuite.models.objects import BoxObject
 from robosuite.models.tasks import ManipulationTask
-from robosuite.utils.observables import Observable, sensor
+from robosuite.utils.observables import sensor
 from robosuite.utils.placement_samplers import UniformRandomSampler
-from robosuite.utils.transform_utils import convert_quat
 
+from wmpo_cli.envs import observables as obs
 from wmpo_cli.envs.render_utils import CheapRenderMixin
 from wmpo_cli.envs.scene import grey_table_top, table_arena, use_wide_agentview, wood_material
 
@@ -130,38 +130,26 @@ class StackThree(CheapRenderMixin, Stack):
         observables = super()._setup_observables()
         if not self.use_object_obs:
             return observables
-        modality = "object"
 
-        @sensor(modality=modality)
-        def cubeC_pos(obs_cache: dict) -> np.ndarray:
-            return np.array(self.sim.data.body_xpos[self.cubeC_body_id])
-
-        @sensor(modality=modality)
-        def cubeC_quat(obs_cache: dict) -> np.ndarray:
-            return convert_quat(np.array(self.sim.data.body_xquat[self.cubeC_body_id]), to="xyzw")
-
-        @sensor(modality=modality)
+        @sensor(modality=obs.MODALITY)
         def cubeA_to_cubeC(obs_cache: dict) -> np.ndarray:
             if "cubeA_pos" in obs_cache and "cubeC_pos" in obs_cache:
                 return obs_cache["cubeC_pos"] - obs_cache["cubeA_pos"]
             return np.zeros(3)
 
-        @sensor(modality=modality)
+        @sensor(modality=obs.MODALITY)
         def cubeB_to_cubeC(obs_cache: dict) -> np.ndarray:
             if "cubeB_pos" in obs_cache and "cubeC_pos" in obs_cache:
                 return obs_cache["cubeC_pos"] - obs_cache["cubeB_pos"]
             return np.zeros(3)
 
-        sensors = [cubeC_pos, cubeC_quat, cubeA_to_cubeC, cubeB_to_cubeC]
-        arm_prefixes = self._get_arm_prefixes(self.robots[0], include_robot_name=False)
-        full_prefixes = self._get_arm_prefixes(self.robots[0])
-        sensors += [
-            self._get_obj_eef_sensor(full_pf, "cubeC_pos", f"{arm_pf}gripper_to_cubeC", modality)
-            for arm_pf, full_pf in zip(arm_prefixes, full_prefixes, strict=True)
+        sensors = [
+            *obs.body_pose_sensors(self, "cubeC", self.cubeC_body_id),
+            cubeA_to_cubeC,
+            cubeB_to_cubeC,
+            *obs.gripper_to_sensors(self, "cubeC_pos", "cubeC"),
         ]
-        for s in sensors:
-            observables[s.__name__] = Observable(name=s.__name__, sensor=s, sampling_rate=self.control_freq)
-        return observables
+        return obs.register(self, observables, sensors)
 
     # --------------------------------------------------------------------------------- success
     def _cube_on(self, top: BoxObject, bottom: BoxObject, top_body_id: int, min_z: float) -> bool:

@@ -32,10 +32,9 @@ from robosuite.environments.manipulation.manipulation_env import ManipulationEnv
 from robosuite.models.objects import CompositeObject
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils.mjcf_utils import CustomMaterial
-from robosuite.utils.observables import Observable, sensor
 from robosuite.utils.placement_samplers import SequentialCompositeSampler, UniformRandomSampler
-from robosuite.utils.transform_utils import convert_quat
 
+from wmpo_cli.envs import observables as obs
 from wmpo_cli.envs.render_utils import CheapRenderMixin
 from wmpo_cli.envs.scene import table_arena, use_wide_agentview, wood_material
 
@@ -289,29 +288,11 @@ class ThreePieceAssembly(CheapRenderMixin, ManipulationEnv):
         observables = super()._setup_observables()
         if not self.use_object_obs:
             return observables
-        modality = "object"
-        arm_prefixes = self._get_arm_prefixes(self.robots[0], include_robot_name=False)
-        full_prefixes = self._get_arm_prefixes(self.robots[0])
         sensors = []
         for name in ("piece_1", "piece_2", "base"):
-            body_id = self._body_ids[name]
-
-            def pos(obs_cache: dict, body_id: int = body_id) -> np.ndarray:
-                return np.array(self.sim.data.body_xpos[body_id])
-
-            def quat(obs_cache: dict, body_id: int = body_id) -> np.ndarray:
-                return convert_quat(np.array(self.sim.data.body_xquat[body_id]), to="xyzw")
-
-            pos.__name__ = f"{name}_pos"
-            quat.__name__ = f"{name}_quat"
-            sensors += [sensor(modality=modality)(pos), sensor(modality=modality)(quat)]
-            sensors += [
-                self._get_obj_eef_sensor(full_pf, f"{name}_pos", f"{arm_pf}gripper_to_{name}", modality)
-                for arm_pf, full_pf in zip(arm_prefixes, full_prefixes, strict=True)
-            ]
-        for s in sensors:
-            observables[s.__name__] = Observable(name=s.__name__, sensor=s, sampling_rate=self.control_freq)
-        return observables
+            sensors += obs.body_pose_sensors(self, name, self._body_ids[name])
+            sensors += obs.gripper_to_sensors(self, f"{name}_pos", name)
+        return obs.register(self, observables, sensors)
 
     def _reset_internal(self) -> None:
         super()._reset_internal()
