@@ -49,6 +49,10 @@ def test_init_state_set_is_written_and_episodes_start_from_it(cli, tmp_path: Pat
     )  # fmt: skip
     demos = read_manifest(run / "demos")
     assert demos.extra["init_state_set"] == "lift-D0-default-n3-s5"
+    shown = cli("inspect", str(run / "demos"))
+    assert shown.code == 0 and any(
+        line.split()[:2] == ["init_state_set", "lift-D0-default-n3-s5"] for line in shown.stdout.splitlines()
+    ), shown.stdout
     assert [(ref.role, ref.id) for ref in demos.inputs] == [("init_states", manifest.id)]
     with EpisodesFile(run / "demos" / "episodes.hdf5") as f:
         for i, name in enumerate(f.demo_names):

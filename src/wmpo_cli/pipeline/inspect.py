@@ -116,6 +116,7 @@ def render(report: InspectReport) -> Group:
         ("config sha256", m.config_sha256[:16]),
     ]
     rows += [(f"file {name}", f"{meta['bytes']} bytes, sha256 {meta['sha256'][:16]}") for name, meta in m.files.items()]
+    rows += [(key, _short(value)) for key, value in m.extra.items()]  # task, source, init_state_set, ...
     rows += [(f"metric {key}", str(value)) for key, value in m.metrics.items()]
     rows += [(f"{key}", str(value)) for key, value in report.content.items()]
     for key, value in rows:
@@ -130,6 +131,11 @@ def render(report: InspectReport) -> Group:
             else "[red]verification failed:[/red] " + "; ".join(report.problems)
         )
     return Group(*parts)
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _add_children(tree: Tree, node: LineageNode) -> None:
