@@ -30,11 +30,11 @@ from robosuite.models.objects import CylinderObject, MujocoGeneratedObject
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils.mjcf_utils import add_prefix, array_to_string
 from robosuite.utils.observables import sensor
-from robosuite.utils.placement_samplers import SequentialCompositeSampler, UniformRandomSampler
+from robosuite.utils.placement_samplers import SequentialCompositeSampler
 
 from wmpo_cli.envs import observables as obs
 from wmpo_cli.envs.render_utils import CheapRenderMixin
-from wmpo_cli.envs.scene import table_arena
+from wmpo_cli.envs.scene import check_option, table_arena, table_sampler
 
 VARIANTS: tuple[str, ...] = ("D0", "D1", "D2")
 SCENARIOS: tuple[str, ...] = ("default", "disrupted")
@@ -296,10 +296,8 @@ class Coffee(CheapRenderMixin, ManipulationEnv):
         placement_initializer: Any = None,
         **kwargs: Any,
     ) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown Coffee variant {variant!r}; known: {', '.join(VARIANTS)}")
-        if scenario not in SCENARIOS:
-            raise ValueError(f"unknown Coffee scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        check_option("Coffee", "variant", variant, VARIANTS)
+        check_option("Coffee", "scenario", scenario, SCENARIOS)
         # All of these must exist before super().__init__, which calls _load_model.
         self.variant = variant
         self.scenario = scenario
@@ -338,34 +336,10 @@ class Coffee(CheapRenderMixin, ManipulationEnv):
         # the seed; the pod sampler runs second and keeps clear of the placed machine.
         self.placement_initializer = SequentialCompositeSampler(name="ObjectSampler")
         self.placement_initializer.append_sampler(
-            UniformRandomSampler(
-                name="MachineSampler",
-                mujoco_objects=self.coffee_machine,
-                x_range=list(mx),
-                y_range=list(my),
-                rotation=myaw,
-                rotation_axis="z",
-                ensure_object_boundary_in_range=False,
-                ensure_valid_placement=True,
-                reference_pos=self.table_offset,
-                z_offset=0.0,
-                rng=self.rng,
-            )
+            table_sampler(self, "MachineSampler", self.coffee_machine, list(mx), list(my), rotation=myaw, z_offset=0.0)
         )
         self.placement_initializer.append_sampler(
-            UniformRandomSampler(
-                name="PodSampler",
-                mujoco_objects=self.coffee_pod,
-                x_range=list(px),
-                y_range=list(py),
-                rotation=0.0,
-                rotation_axis="z",
-                ensure_object_boundary_in_range=False,
-                ensure_valid_placement=True,
-                reference_pos=self.table_offset,
-                z_offset=0.0,
-                rng=self.rng,
-            )
+            table_sampler(self, "PodSampler", self.coffee_pod, list(px), list(py), rotation=0.0, z_offset=0.0)
         )
 
         self.model = ManipulationTask(

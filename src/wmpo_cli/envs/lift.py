@@ -13,10 +13,9 @@ from typing import Any
 from robosuite.environments.manipulation.lift import Lift
 from robosuite.models.objects import BoxObject
 from robosuite.models.tasks import ManipulationTask
-from robosuite.utils.placement_samplers import UniformRandomSampler
 
 from wmpo_cli.envs.render_utils import CheapRenderMixin
-from wmpo_cli.envs.scene import table_arena, wood_material
+from wmpo_cli.envs.scene import table_arena, table_sampler, wood_material
 
 LIFT_CUBE_HALF_SIZE = 0.021
 LIFT_PLACEMENT_RANGE = 0.03  # stock Lift: cube centre within ±3 cm of the table centre
@@ -39,17 +38,14 @@ class FixedCubeLift(CheapRenderMixin, Lift):
         half = LIFT_CUBE_HALF_SIZE
         self.cube = BoxObject(name="cube", size=[half, half, half], rgba=[1, 0, 0, 1], material=redwood)
 
-        self.placement_initializer = UniformRandomSampler(
-            name="ObjectSampler",
-            mujoco_objects=self.cube,
-            x_range=[-LIFT_PLACEMENT_RANGE, LIFT_PLACEMENT_RANGE],
-            y_range=[-LIFT_PLACEMENT_RANGE, LIFT_PLACEMENT_RANGE],
+        self.placement_initializer = table_sampler(
+            self,
+            "ObjectSampler",
+            self.cube,
+            [-LIFT_PLACEMENT_RANGE, LIFT_PLACEMENT_RANGE],
+            [-LIFT_PLACEMENT_RANGE, LIFT_PLACEMENT_RANGE],
             rotation=None,
-            ensure_object_boundary_in_range=False,
-            ensure_valid_placement=True,
-            reference_pos=self.table_offset,
             z_offset=0.01,
-            rng=self.rng,  # re-seeded by SimEnv.reset
         )
 
         self.model = ManipulationTask(

@@ -33,11 +33,10 @@ from robosuite.models.arenas import PegsArena
 from robosuite.models.objects import SquareNutObject
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils.mjcf_utils import array_to_string
-from robosuite.utils.placement_samplers import UniformRandomSampler
 
 from wmpo_cli.envs import observables as obs
 from wmpo_cli.envs.render_utils import CheapRenderMixin
-from wmpo_cli.envs.scene import use_wide_agentview
+from wmpo_cli.envs.scene import check_option, table_arena, table_sampler, use_wide_agentview
 
 VARIANTS: tuple[str, ...] = ("D0", "D1", "D2")
 SCENARIOS: tuple[str, ...] = ("default", "disrupted")
@@ -100,10 +99,8 @@ class Square(CheapRenderMixin, ManipulationEnv):
     """
 
     def __init__(self, robots: Any = "Panda", variant: str = "D0", scenario: str = "default", **kwargs: Any) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown Square variant {variant!r}; known: {', '.join(VARIANTS)}")
-        if scenario not in SCENARIOS:
-            raise ValueError(f"unknown Square scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        check_option("Square", "variant", variant, VARIANTS)
+        check_option("Square", "scenario", scenario, SCENARIOS)
         # Must exist before super().__init__, which calls _load_model.
         self.variant = variant
         self.scenario = scenario
@@ -119,15 +116,7 @@ class Square(CheapRenderMixin, ManipulationEnv):
     # ----------------------------------------------------------------------------------- model
     def _load_model(self) -> None:
         super()._load_model()
-        robot_model = self.robots[0].robot_model
-        robot_model.set_base_xpos(robot_model.base_xpos_offset["table"](self.table_full_size[0]))
-
-        arena = PegsArena(
-            table_full_size=self.table_full_size,
-            table_friction=self.table_friction,
-            table_offset=self.table_offset,
-        )
-        arena.set_origin([0, 0, 0])
+        arena = table_arena(self, PegsArena)
         self._make_peg1_movable(arena)
         if self.variant == "D0":
             arena.peg2_body.set("pos", array_to_string([PEG2_POS[0], PEG2_POS[1], 0.85]))
@@ -139,18 +128,8 @@ class Square(CheapRenderMixin, ManipulationEnv):
         self.nut = SquareNutObject(name="SquareNut")
         (x_range, y_range) = NUT_RANGES[self.variant]
         # Draws from self.rng, which SimEnv.reset re-points to the episode's generator.
-        self.placement_initializer = UniformRandomSampler(
-            name="SquareNutSampler",
-            mujoco_objects=self.nut,
-            x_range=list(x_range),
-            y_range=list(y_range),
-            rotation=None,  # yaw ~ U(0, 2π)
-            rotation_axis="z",
-            ensure_object_boundary_in_range=False,
-            ensure_valid_placement=True,
-            reference_pos=self.table_offset,
-            z_offset=NUT_Z_OFFSET,
-            rng=self.rng,
+        self.placement_initializer = table_sampler(
+            self, "SquareNutSampler", self.nut, list(x_range), list(y_range), rotation=None, z_offset=NUT_Z_OFFSET
         )
         self.model = ManipulationTask(
             mujoco_arena=arena,

@@ -21,11 +21,17 @@ from robosuite.environments.manipulation.stack import Stack
 from robosuite.models.objects import BoxObject
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils.observables import sensor
-from robosuite.utils.placement_samplers import UniformRandomSampler
 
 from wmpo_cli.envs import observables as obs
 from wmpo_cli.envs.render_utils import CheapRenderMixin
-from wmpo_cli.envs.scene import grey_table_top, table_arena, use_wide_agentview, wood_material
+from wmpo_cli.envs.scene import (
+    check_option,
+    grey_table_top,
+    table_arena,
+    table_sampler,
+    use_wide_agentview,
+    wood_material,
+)
 
 # Placement half-range (metres, around the table centre) per variant: D1 doubles D0's square.
 PLACEMENT_RANGE: dict[str, float] = {"D0": 0.10, "D1": 0.20}
@@ -57,10 +63,8 @@ class StackThree(CheapRenderMixin, Stack):
     """
 
     def __init__(self, robots: Any = "Panda", variant: str = "D0", scenario: str = "default", **kwargs: Any) -> None:
-        if variant not in PLACEMENT_RANGE:
-            raise ValueError(f"unknown StackThree variant {variant!r}; known: {', '.join(PLACEMENT_RANGE)}")
-        if scenario not in ("default", "disrupted"):
-            raise ValueError(f"unknown StackThree scenario {scenario!r}; known: default, disrupted")
+        check_option("StackThree", "variant", variant, PLACEMENT_RANGE)
+        check_option("StackThree", "scenario", scenario, ("default", "disrupted"))
         # Must exist before super().__init__, which calls _load_model.
         self.variant = variant
         self.scenario = scenario
@@ -102,18 +106,14 @@ class StackThree(CheapRenderMixin, Stack):
         half_range = PLACEMENT_RANGE[self.variant]
         # One sampler for all three cubes so that ensure_valid_placement keeps them apart. It draws
         # from self.rng, which SimEnv.reset re-seeds, so placements depend only on the seed.
-        self.placement_initializer = UniformRandomSampler(
-            name="ObjectSampler",
-            mujoco_objects=cubes,
-            x_range=[-half_range, half_range],
-            y_range=[-half_range, half_range],
-            rotation=None,  # yaw ~ U(0, 2π)
-            rotation_axis="z",
-            ensure_object_boundary_in_range=False,
-            ensure_valid_placement=True,
-            reference_pos=self.table_offset,
+        self.placement_initializer = table_sampler(
+            self,
+            "ObjectSampler",
+            cubes,
+            [-half_range, half_range],
+            [-half_range, half_range],
+            rotation=None,
             z_offset=0.01,
-            rng=self.rng,
         )
 
         self.model = ManipulationTask(

@@ -32,11 +32,11 @@ from robosuite.environments.manipulation.manipulation_env import ManipulationEnv
 from robosuite.models.objects import CompositeObject
 from robosuite.models.tasks import ManipulationTask
 from robosuite.utils.mjcf_utils import CustomMaterial
-from robosuite.utils.placement_samplers import SequentialCompositeSampler, UniformRandomSampler
+from robosuite.utils.placement_samplers import SequentialCompositeSampler
 
 from wmpo_cli.envs import observables as obs
 from wmpo_cli.envs.render_utils import CheapRenderMixin
-from wmpo_cli.envs.scene import table_arena, use_wide_agentview, wood_material
+from wmpo_cli.envs.scene import check_option, table_arena, table_sampler, use_wide_agentview, wood_material
 
 VARIANTS: tuple[str, ...] = ("D0", "D1", "D2")
 SCENARIOS: tuple[str, ...] = ("default", "disrupted")
@@ -205,10 +205,8 @@ class ThreePieceAssembly(CheapRenderMixin, ManipulationEnv):
     """
 
     def __init__(self, robots: Any = "Panda", variant: str = "D0", scenario: str = "default", **kwargs: Any) -> None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown ThreePieceAssembly variant {variant!r}; known: {', '.join(VARIANTS)}")
-        if scenario not in SCENARIOS:
-            raise ValueError(f"unknown ThreePieceAssembly scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        check_option("ThreePieceAssembly", "variant", variant, VARIANTS)
+        check_option("ThreePieceAssembly", "scenario", scenario, SCENARIOS)
         # Must exist before super().__init__, which calls _load_model.
         self.variant = variant
         self.scenario = scenario
@@ -257,18 +255,8 @@ class ThreePieceAssembly(CheapRenderMixin, ManipulationEnv):
         for obj in objects:
             x_range, y_range, yaw = layout["base" if obj is self.base else "pieces"]
             self.placement_initializer.append_sampler(
-                UniformRandomSampler(
-                    name=f"{obj.name}_sampler",
-                    mujoco_objects=obj,
-                    x_range=list(x_range),
-                    y_range=list(y_range),
-                    rotation=yaw,
-                    rotation_axis="z",
-                    ensure_object_boundary_in_range=False,
-                    ensure_valid_placement=True,
-                    reference_pos=self.table_offset,
-                    z_offset=0.001,
-                    rng=self.rng,
+                table_sampler(
+                    self, f"{obj.name}_sampler", obj, list(x_range), list(y_range), rotation=yaw, z_offset=0.001
                 )
             )
 
