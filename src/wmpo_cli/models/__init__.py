@@ -1,0 +1,1 @@
+"""Learned models: the VLA policy, the world model and the reward model."""

@@ -1,0 +1,1 @@
+"""The vision-language-action policy (issue 4; work in progress)."""
