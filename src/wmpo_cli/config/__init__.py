@@ -1,6 +1,6 @@
 """Typed, frozen stage configs and their resolution from recipes, flags and --set."""
 
 from wmpo_cli.config.recipes import config_diff, config_hash, config_to_dict, resolve_config
-from wmpo_cli.config.schema import STAGE_CONFIGS, CollectConfig
+from wmpo_cli.config.schema import STAGE_CONFIGS, CollectConfig, EvalConfig, FitPolicyConfig
 
-__all__ = ["STAGE_CONFIGS", "CollectConfig", "config_diff", "config_hash", "config_to_dict", "resolve_config"]
+__all__ = ["STAGE_CONFIGS", "CollectConfig", "EvalConfig", "FitPolicyConfig", "config_diff", "config_hash", "config_to_dict", "resolve_config"]

@@ -19,7 +19,8 @@ class CollectConfig:
     task: str = "lift"
     variant: str = "D0"
     scenario: str = "default"
-    # "expert" (scripted), or "mimicgen" (generated from the demos in source_path).
+    # "expert" (scripted), "mimicgen" (generated from the demos in source_path), or "policy"
+    # (the rollouts of --policy: the real budget P that later stages learn from).
     source: str = "expert"
     # --from: source demos for "mimicgen" (an episodes artifact dir or any robomimic-layout HDF5).
     source_path: str = ""
@@ -51,9 +52,95 @@ class CollectConfig:
     # MimicGen generation: action noise std on the arm dims and interpolation poses per segment.
     generation_noise: float = 0.05
     interpolation_steps: int = 5
+    # --source policy: the policy artifact, its sampling temperature (WMPO samples RL rollouts at
+    # 1.6; 0 = greedy), zero-action warm-up steps and the step limit (0 = the task's max_steps).
+    policy: str = ""
+    temperature: float = 1.6
+    warmup_steps: int = 10
+    max_steps: int = 0
 
     STAGE: ClassVar[str] = "collect"
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)
 
 
-STAGE_CONFIGS: dict[str, type] = {"collect": CollectConfig}
+@dataclass(frozen=True)
+class FitPolicyConfig:
+    """`wmpo fit-policy`: imitation learning of the VLA on an episodes artifact."""
+
+    task: str = "lift"
+    # The episodes artifact to learn from ("" = <run>/demos); its successful train episodes are used.
+    demos: str = ""
+    # Architecture (see wmpo_cli.models.policy.config.VLAConfig for each field).
+    encoder: str = "efficientnet_lite0"
+    pretrained_encoder: bool = True
+    encoder_block: int = 10
+    # 0 = the demos' frame size.
+    image_size: int = 0
+    cameras: tuple[str, ...] = ("agentview",)
+    proprio_keys: tuple[str, ...] = ()
+    chunk: int = 8
+    bins: int = 256
+    hidden_size: int = 192
+    layers: int = 4
+    heads: int = 4
+    vit_patch: int = 8
+    vit_layers: int = 4
+    vit_hidden: int = 192
+    crop_scale: float = 0.9
+    text_tokens: int = 8
+    # Optimisation: AdamW, linear warm-up then cosine decay to 10 %; the pretrained encoder gets
+    # encoder_lr (a smaller step keeps its ImageNet features).
+    batch_size: int = 32
+    max_steps: int = 4000
+    lr: float = 3e-4
+    encoder_lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    # Validation (token accuracy, action L1) on the held-out episodes every val_every steps.
+    val_every: int = 500
+    val_frames: int = 1024
+    checkpoint_every: int = 500
+    log_every: int = 25
+    # Lightning: "auto" picks the GPU when there is one; precision "auto" = bf16-mixed on GPUs
+    # that support it, 32-true elsewhere (bf16 autocast is slower than fp32 on most CPUs).
+    accelerator: str = "auto"
+    devices: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+    seed: int = 0
+
+    STAGE: ClassVar[str] = "fit-policy"
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("num_workers", "log_every", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """`wmpo eval`: success rate of a policy in the simulator, with episodes and videos."""
+
+    # The policy artifact ("" = <run>/policy).
+    policy: str = ""
+    # "" = the task the policy was trained on.
+    task: str = ""
+    variant: str = "D0"
+    scenario: str = "default"
+    episodes: int = 100
+    seed: int = 0
+    # 0 = one worker process per CPU core.
+    workers: int = 0
+    # 0 = greedy (argmax per token), as the paper evaluates; > 0 samples at that temperature.
+    temperature: float = 0.0
+    warmup_steps: int = 10
+    # 0 = the task's max_steps (WMPO's evaluation limit).
+    max_steps: int = 0
+    init_state_set: str = ""
+    # The first N episodes are also written as videos.
+    videos: int = 4
+    allow_task_mismatch: bool = False
+    compression: int = 4
+
+    STAGE: ClassVar[str] = "eval"
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)
+
+
+STAGE_CONFIGS: dict[str, type] = {"collect": CollectConfig, "fit-policy": FitPolicyConfig, "eval": EvalConfig}
