@@ -48,6 +48,7 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/collect.py --out benchmarks/results/collect.json
+	$(PY) benchmarks/eval.py --out benchmarks/results/eval.json
 
 clean:
 	rm -rf $(VENV) runs/demo .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""`wmpo collect`: expert or MimicGen-generated episodes, or a fixed initial-state set."""
+"""`wmpo collect`: expert, MimicGen-generated or policy episodes, or a fixed initial-state set."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ def collect(
     task: str | None = typer.Option(None, help="Task: lift, stack_three, square, three_piece_assembly, coffee."),
     variant: str | None = typer.Option(None, help="Task variant: D0, D1, D2 (`wmpo tasks` lists them)."),
     scenario: str | None = typer.Option(None, help="Scenario: default or disrupted."),
-    source: str | None = typer.Option(None, help="Episode source: expert (scripted) or mimicgen (needs --from)."),
+    source: str | None = typer.Option(
+        None, help="Episode source: expert (scripted), mimicgen (needs --from) or policy (rollouts -> rollouts/)."
+    ),
     source_path: str | None = typer.Option(
         None, "--from", help="Source demos for --source mimicgen: an episodes artifact or robomimic HDF5."
     ),
@@ -29,9 +31,16 @@ def collect(
     cameras: list[str] | None = typer.Option(None, help="Camera(s), repeatable: agentview, robot0_eye_in_hand."),
     expert_noise: float | None = typer.Option(None, help="Std of action noise on the arm (labelled failures)."),
     successes_only: bool | None = typer.Option(None, "--successes-only", help="Keep successful episodes only."),
+    policy: str | None = typer.Option(
+        None, help="--source policy: the policy artifact (default <run>/policy); frames are what it sees."
+    ),
+    temperature: float | None = typer.Option(None, help="--source policy: sampling temperature (0 = greedy)."),
+    allow_task_mismatch: bool | None = typer.Option(
+        None, "--allow-task-mismatch", help="--source policy: run a policy trained for another task."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a complete artifact / discard an interrupted one."),
 ) -> None:
-    """Collect demonstrations (physics first, frames rendered from saved states), or an initial-state set."""
+    """Collect demonstrations or policy rollouts (the real budget), or an initial-state set."""
     from wmpo_cli.config import CollectConfig, resolve_config
     from wmpo_cli.pipeline import collect as stage
 
@@ -41,7 +50,8 @@ def collect(
         "image_size": image_size, "cameras": tuple(cameras) if cameras else None,
         "expert_noise": expert_noise, "successes_only": successes_only, "seed": opts.seed,
         "source": source, "source_path": source_path, "init_states": init_states,
-        "init_state_set": init_state_set,
+        "init_state_set": init_state_set, "policy": policy, "temperature": temperature,
+        "allow_task_mismatch": allow_task_mismatch,
     }  # fmt: skip
     cfg = resolve_config(CollectConfig, task=task, recipes=opts.recipes, flags=flags, overrides=opts.sets)
     manifest = stage.run(cfg, run_dir_for(opts, cfg.task), force=force)
@@ -56,7 +66,7 @@ def collect(
         return
     console.result(
         {"path": str(path), "id": manifest.id, "metrics": m},
-        f"[green]collected[/green] {m['episodes']} episodes of {cfg.task} {cfg.variant} "
+        f"[green]collected[/green] {m['episodes']} {cfg.source} episodes of {cfg.task} {cfg.variant} "
         f"(success {m['successes']}/{m['episodes']}, {m['total_steps']} steps) -> {path / 'episodes.hdf5'}",
     )
 

@@ -58,6 +58,8 @@ class CollectConfig:
     temperature: float = 1.6
     warmup_steps: int = 10
     max_steps: int = 0
+    # --source policy: run a policy trained for another task (refused by default).
+    allow_task_mismatch: bool = False
 
     STAGE: ClassVar[str] = "collect"
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)

@@ -1,9 +1,14 @@
 """`wmpo collect`: expert or generated episodes -> ``<run>/demos/episodes.hdf5`` + manifest.
 
-Sources: ``expert`` (the task's scripted expert) and ``mimicgen`` (MimicGen-style generation from
-the demos in ``--from``). ``--init-states N`` instead writes a fixed initial-state set
-(:mod:`wmpo_cli.pipeline.init_states`), and ``--init-state-set PATH`` starts episode i from state
-i mod N of such a set.
+Sources: ``expert`` (the task's scripted expert), ``mimicgen`` (MimicGen-style generation from
+the demos in ``--from``) and ``policy`` (the rollouts of a trained policy, ``--policy``, into
+``<run>/rollouts/``: the real budget P that the world and reward models learn from; they record
+what the policy sees, its cameras at its image size). ``--init-states N`` instead writes a fixed
+initial-state set (:mod:`wmpo_cli.pipeline.init_states`), and ``--init-state-set PATH`` starts
+episode i from state i mod N of such a set.
+
+Every episodes manifest records ``extra["real_episodes"]``, the simulator episodes the artifact
+cost (attempts, failures included): the ledger that a real-rollout budget is checked against.
 
 Each episode is a pure function of (task, variant, scenario, episode seed): episode ``i`` uses
 the seed derived from (config seed, i), so results do not depend on the number of workers or on
@@ -14,6 +19,7 @@ the shards are merged into ``episodes.hdf5`` when all are there.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +36,32 @@ from wmpo_cli.config import CollectConfig
 from wmpo_cli.envs.pool import default_workers, run_jobs
 from wmpo_cli.envs.tasks import TaskSpec, check_cameras, check_scenario, check_variant, get_task
 from wmpo_cli.errors import UsageError
+from wmpo_cli.pipeline.policy_episodes import (
+    PolicyEpisodeJob,
+    PolicyInput,
+    lineage_path,
+    load_policy_input,
+    policy_path,
+    run_policy_job,
+)
 
 ARTIFACT_KIND = "episodes"
 ARTIFACT_KIND_VERSION = 1
 OUTPUT_DIR = "demos"
-IMPLEMENTED_SOURCES = ("expert", "mimicgen")
+ROLLOUTS_DIR = "rollouts"  # --source policy
+IMPLEMENTED_SOURCES = ("expert", "mimicgen", "policy")
+ROLLOUT_SEED_STREAM = 0xB0D6  # policy rollouts start from other states than the demos did
 SOURCES_FILE = "sources.npz"  # annotated MimicGen source demos, shared with the workers
 
 
 def episode_seed(base_seed: int, index: int) -> int:
     """The simulator seed of attempt ``index``: independent streams per (base seed, index)."""
     return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+
+
+def rollout_seed(base_seed: int, index: int) -> int:
+    """The reset seed of policy rollout ``index`` (``--source policy``): a stream of its own."""
+    return int(np.random.SeedSequence([base_seed, index, ROLLOUT_SEED_STREAM]).generate_state(1)[0])
 
 
 def validate(cfg: CollectConfig) -> TaskSpec:
@@ -73,6 +94,18 @@ def validate(cfg: CollectConfig) -> TaskSpec:
         raise UsageError(f"--init-states must be a positive number of states, got {cfg.init_states}")
     if cfg.init_states and cfg.init_state_set:
         raise UsageError("--init-states N writes a new set; it cannot be combined with --init-state-set")
+    if cfg.source != "policy" and (cfg.policy or cfg.allow_task_mismatch):
+        raise UsageError("--policy and --allow-task-mismatch are only used with --source policy")
+    if cfg.source == "policy":
+        if cfg.successes_only:
+            raise UsageError(
+                "--successes-only cannot be used with --source policy",
+                hint="every policy rollout counts against the real budget, failures included",
+            )
+        if cfg.init_states:
+            raise UsageError("--init-states N writes an initial-state set; it takes no --source policy")
+        if cfg.temperature < 0 or cfg.warmup_steps < 0 or cfg.max_steps < 0:
+            raise UsageError("--temperature, warmup_steps and max_steps must be >= 0")
     return task
 
 
@@ -105,6 +138,7 @@ class EpisodeResult:
     rerendered: int
     physics_s: float
     render_s: float
+    policy_s: float = 0.0
 
 
 _ENV_CACHE: dict[tuple[Any, ...], Any] = {}
@@ -210,6 +244,46 @@ def collect_episode(job: EpisodeJob) -> EpisodeResult:
     )
 
 
+def collect_policy_episode(job: PolicyEpisodeJob) -> EpisodeResult:
+    """Worker body of ``--source policy``: one rollout of the policy, stored as a shard."""
+    res = run_policy_job(job)
+    return EpisodeResult(
+        index=res.index,
+        success=res.success,
+        steps=res.steps,
+        rerendered=res.rerendered,
+        physics_s=res.physics_s,
+        render_s=res.render_s,
+        policy_s=res.policy_s,
+    )
+
+
+def _policy_jobs(cfg: CollectConfig, policy: PolicyInput, partial: Path, indices: list[int]) -> list[PolicyEpisodeJob]:
+    max_steps = cfg.max_steps or get_task(cfg.task).max_steps
+    return [
+        PolicyEpisodeJob(
+            index=index,
+            seed=rollout_seed(cfg.seed, index),
+            shard=str(_shard_path(partial, index)),
+            export_dir=str(policy.export_dir),
+            policy_id=policy.manifest.id,
+            task=cfg.task,
+            variant=cfg.variant,
+            scenario=cfg.scenario,
+            instruction=policy.instruction,
+            cameras=policy.cameras,
+            image_size=policy.image_size,
+            max_steps=max_steps,
+            warmup_steps=cfg.warmup_steps,
+            temperature=cfg.temperature,
+            init_state_set=cfg.init_state_set,
+            compression=cfg.compression,
+            render_retries=cfg.render_retries,
+        )
+        for index in indices
+    ]
+
+
 def _shard_path(partial: Path, index: int) -> Path:
     return partial / f"attempt_{index:06d}.h5"
 
@@ -232,12 +306,13 @@ def _valid_split(count: int, fraction: float, seed: int) -> set[int]:
 
 
 def output_dir(cfg: CollectConfig, run_dir: Path) -> Path:
-    """Where a collect run writes: ``demos/``, or ``init_states/<set id>/`` with --init-states."""
+    """Where a collect run writes: ``demos/``, ``rollouts/`` (--source policy), or
+    ``init_states/<set id>/`` with --init-states."""
     if cfg.init_states:
         from wmpo_cli.pipeline.init_states import set_dir
 
         return set_dir(cfg, run_dir)
-    return Path(run_dir) / OUTPUT_DIR
+    return Path(run_dir) / (ROLLOUTS_DIR if cfg.source == "policy" else OUTPUT_DIR)
 
 
 def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
@@ -246,9 +321,19 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         from wmpo_cli.pipeline.init_states import run as write_set
 
         return write_set(cfg, run_dir, force=force)
+    policy: PolicyInput | None = None
+    if cfg.source == "policy":
+        policy = load_policy_input(
+            policy_path(cfg.policy, run_dir), cfg.task, allow_task_mismatch=cfg.allow_task_mismatch
+        )
+        # The rollouts record what the policy sees; config.json says so rather than the defaults.
+        cfg = dataclasses.replace(cfg, cameras=policy.cameras, image_size=policy.image_size)
     out_dir = output_dir(cfg, run_dir)
     inputs: list[InputRef] = []
     extra: dict[str, Any] = {"task": cfg.task, "variant": cfg.variant, "scenario": cfg.scenario, "source": cfg.source}
+    if policy is not None:
+        inputs.append(InputRef("policy", policy.manifest.id, lineage_path(policy.directory, out_dir)))
+        extra["policy_id"] = policy.manifest.id
     if cfg.init_state_set:
         init_set, set_manifest = load_init_state_set(cfg)
         inputs.append(InputRef("init_states", set_manifest.id, str(Path(cfg.init_state_set))))
@@ -297,18 +382,24 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         """What the progress bar counts: successes with --successes-only, else finished episodes."""
         return successes if cfg.successes_only else len(results)
 
-    jobs = (
-        EpisodeJob(index, episode_seed(cfg.seed, index), str(_shard_path(partial, index)), cfg, sources_file)
-        for index in range(max_attempts)
-        if index not in results
-    )
+    todo = [index for index in range(max_attempts) if index not in results]
+    jobs: Any
+    if policy is not None:
+        worker: Any = collect_policy_episode
+        jobs = _policy_jobs(cfg, policy, partial, todo)
+    else:
+        worker = collect_episode
+        jobs = (
+            EpisodeJob(index, episode_seed(cfg.seed, index), str(_shard_path(partial, index)), cfg, sources_file)
+            for index in todo
+        )
     started = time.perf_counter()
     with console.progress() as bar:
         bar_task = bar.add_task(
             f"collect {cfg.task} {cfg.variant}", total=cfg.episodes, completed=kept_so_far(), info=""
         )
         stop = (lambda: successes >= cfg.episodes) if cfg.successes_only else (lambda: False)
-        for res in run_jobs(collect_episode, jobs, workers=min(workers, max_attempts), should_stop=stop):
+        for res in run_jobs(worker, jobs, workers=min(workers, max_attempts), should_stop=stop):
             results[res.index] = res
             successes += res.success
             bar.update(bar_task, completed=min(kept_so_far(), cfg.episodes), info=f"success {successes}/{len(results)}")
@@ -353,7 +444,11 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         "physics_s": round(sum(r.physics_s for r in fresh), 3),
         "render_s": round(sum(r.render_s for r in fresh), 3),
     }
+    if policy is not None:
+        metrics["policy_s"] = round(sum(r.policy_s for r in fresh), 3)
     writer.manifest.resume["step"] = len(results)
+    # The budget ledger: every simulator episode run for this artifact, kept or not.
+    writer.manifest.extra["real_episodes"] = len(results)
     return writer.finish([EPISODES_FILE], metrics)
 
 

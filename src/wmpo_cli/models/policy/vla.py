@@ -109,7 +109,14 @@ class ViTEncoder(nn.Module):
 class VLAPolicy(nn.Module):
     """The policy. Build new with ``VLAPolicy(cfg, tokenizer)``, load with :meth:`from_pretrained`."""
 
-    def __init__(self, cfg: VLAConfig, tokenizer: ActionTokenizer, proprio: ProprioStats | None = None) -> None:
+    def __init__(
+        self,
+        cfg: VLAConfig,
+        tokenizer: ActionTokenizer,
+        proprio: ProprioStats | None = None,
+        *,
+        encode_text: bool = True,
+    ) -> None:
         super().__init__()
         from transformers import BertConfig, BertModel
 
@@ -145,7 +152,9 @@ class VLAPolicy(nn.Module):
         self.trunk = BertModel(trunk_cfg, add_pooling_layer=False)
         self.head = nn.Linear(width, cfg.bins)
         # The training instruction's MiniLM states travel with the weights (no MiniLM needed to act).
-        self.register_buffer("instruction_states", encode_instruction(cfg.instruction, cfg.text_tokens))
+        # (Loading skips MiniLM: the saved states overwrite this buffer anyway.)
+        states = encode_instruction(cfg.instruction, cfg.text_tokens) if encode_text else torch.zeros(cfg.text_tokens, TEXT_WIDTH)
+        self.register_buffer("instruction_states", states)
         self._other_instructions: dict[str, torch.Tensor] = {}
         nn.init.trunc_normal_(self.visual_pos, std=0.02)
 
@@ -305,7 +314,7 @@ class VLAPolicy(nn.Module):
         if cfg.proprio_keys and proprio is None:
             raise PolicyLoadError(f"{config_path}: missing normalisation statistics for proprio inputs")
         # The weights file holds every parameter: skip loading the ImageNet checkpoint first.
-        policy = cls(cfg_without_pretraining(cfg), tokenizer, proprio)
+        policy = cls(cfg_without_pretraining(cfg), tokenizer, proprio, encode_text=False)
         try:
             state = load_file(str(weights_path), device=map_location)
             policy.load_state_dict(state, strict=True)

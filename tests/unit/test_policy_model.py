@@ -1,0 +1,150 @@
+"""The VLA: preprocessing, chunk targets, acting, re-scoring, sampling and save/load."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wmpo_cli.models.policy.action_tokens import ActionTokenizer
+from wmpo_cli.models.policy.config import VLAConfig
+from wmpo_cli.models.policy.data import chunk_targets
+from wmpo_cli.models.policy.images import augment, preprocess
+from wmpo_cli.models.policy.training import warmup_cosine
+from wmpo_cli.models.policy.vla import PolicyLoadError, VLAPolicy
+
+
+def _policy(**overrides: object) -> VLAPolicy:
+    torch.manual_seed(0)
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(500, 7))
+    cfg = VLAConfig(
+        task="lift", instruction="pick up the cube", image_size=32, hidden_size=32, layers=1, heads=2, **overrides
+    )
+    return VLAPolicy(cfg, ActionTokenizer.fit(actions))
+
+
+def _obs(batch: int = 3, size: int = 32) -> dict[str, np.ndarray]:
+    return {"agentview_image": np.random.default_rng(1).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)}
+
+
+def test_chunk_targets_shift_and_hold_after_the_end() -> None:
+    actions = np.arange(3 * 2, dtype=np.float64).reshape(3, 2)  # gripper is the last dim
+    out = chunk_targets(actions, 3)
+    assert out.shape == (3, 3, 2)
+    np.testing.assert_array_equal(out[0], [[0, 1], [2, 3], [4, 5]])
+    # After the last step: the arm holds still (0) and the gripper keeps its last command (5).
+    np.testing.assert_array_equal(out[2], [[4, 5], [0, 5], [0, 5]])
+
+
+def test_warmup_cosine_schedule_values() -> None:
+    assert warmup_cosine(0, 4, 104) == pytest.approx(0.25)  # never 0 at the first step
+    assert warmup_cosine(3, 4, 104) == pytest.approx(1.0)
+    assert warmup_cosine(4, 4, 104) == pytest.approx(1.0)
+    assert warmup_cosine(54, 4, 104) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert warmup_cosine(104, 4, 104) == pytest.approx(0.1)
+    assert warmup_cosine(500, 4, 104) == pytest.approx(0.1)
+
+
+def test_preprocess_without_crop_is_the_identity_in_minus_one_one() -> None:
+    frames = torch.from_numpy(_obs(2)["agentview_image"])
+    out = preprocess(frames, 32, crop_scale=1.0)
+    expected = frames.permute(0, 3, 1, 2).float() / 255.0 * 2 - 1
+    assert out.shape == (2, 3, 32, 32)
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_centre_crop_zooms_in_and_augment_is_seeded() -> None:
+    frame = torch.zeros(1, 40, 40, 3, dtype=torch.uint8)
+    frame[:, :1] = 255  # a white top row: the 0.81-area centre crop (2 px margins) cuts it away
+    assert preprocess(frame, 40, crop_scale=0.81).max() == -1.0
+    frames = torch.from_numpy(_obs(4)["agentview_image"])
+    a = augment(frames, 32, 0.9, torch.Generator().manual_seed(5))
+    b = augment(frames, 32, 0.9, torch.Generator().manual_seed(5))
+    c = augment(frames, 32, 0.9, torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min() >= -1.0 and a.max() <= 1.0
+
+
+def test_act_is_argmax_and_log_prob_rescoring_matches() -> None:
+    policy = _policy()
+    obs = _obs()
+    out = policy.act(obs)
+    assert out.actions.shape == (3, 8, 7) and out.tokens.shape == (3, 56) and out.log_prob.shape == (3, 56)
+    logits = policy.logits(policy.prepare(obs))
+    assert torch.equal(out.tokens, logits.argmax(-1))
+    rescored = policy.log_prob(obs, out.tokens)
+    assert rescored.requires_grad
+    assert torch.allclose(rescored, out.log_prob, atol=1e-5)
+    # Actions are the bin centres of the tokens, in environment units.
+    np.testing.assert_allclose(out.actions, policy.tokenizer.decode(out.tokens.numpy().reshape(3, 8, 7)))
+    rescored.sum().backward()
+    assert policy.head.weight.grad is not None
+
+
+def test_sampling_is_seeded_and_uses_the_temperature() -> None:
+    policy = _policy()
+    obs = _obs(2)
+    a = policy.act(obs, greedy=False, temperature=1.6, generator=torch.Generator().manual_seed(3))
+    b = policy.act(obs, greedy=False, temperature=1.6, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a.tokens, b.tokens)
+    hot = policy.log_prob(obs, a.tokens, temperature=1.6)
+    assert torch.allclose(hot, a.log_prob, atol=1e-5)
+    with pytest.raises(ValueError, match="temperature"):
+        policy.act(obs, greedy=False, temperature=0.0)
+
+
+def test_batch_norm_stays_frozen_in_training_mode() -> None:
+    policy = _policy()
+    policy.train()
+    norms = [m for m in policy.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(not m.training for m in norms)
+    obs = _obs(2)
+    train_mode = policy.logits(policy.prepare(obs))
+    policy.eval()
+    assert torch.allclose(train_mode, policy.logits(policy.prepare(obs)), atol=1e-5)
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    policy = _policy()
+    policy.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = VLAPolicy.from_pretrained(tmp_path)
+    obs = _obs()
+    assert torch.equal(loaded.act(obs).tokens, policy.act(obs).tokens)
+    assert loaded.cfg == policy.cfg and loaded.cfg.pretrained_encoder
+    data = json.loads((tmp_path / "config.json").read_text())
+    np.testing.assert_allclose(data["normalisation"]["actions"]["low"], policy.tokenizer.low)
+
+
+def test_load_errors_are_one_line(tmp_path: Path) -> None:
+    policy = _policy()
+    policy.save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "config.json").read_text())
+    del data["normalisation"]
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(PolicyLoadError, match="missing normalisation statistics") as info:
+        VLAPolicy.from_pretrained(tmp_path)
+    assert "\n" not in str(info.value)
+    data["normalisation"] = {"actions": policy.tokenizer.to_dict()}
+    data["hidden_size"] = 48
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(PolicyLoadError, match="weights do not fit the config"):
+        VLAPolicy.from_pretrained(tmp_path)
+    with pytest.raises(PolicyLoadError, match="not a policy export"):
+        VLAPolicy.from_pretrained(tmp_path / "nowhere")
+
+
+def test_vit_encoder_option() -> None:
+    policy = _policy(encoder="vit", vit_patch=8, vit_layers=1, vit_hidden=64)
+    assert policy.visual_pos.shape == (1, (32 // 8) ** 2, 32)
+    out = policy.act(_obs(2))
+    assert out.tokens.shape == (2, 56)
+
+
+def test_efficientnet_block_ten_gives_a_stride_sixteen_grid() -> None:
+    policy = _policy()
+    assert policy.visual_pos.shape == (1, math.ceil(32 / 16) ** 2, 32)
