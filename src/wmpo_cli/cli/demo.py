@@ -11,7 +11,7 @@ def demo(
     ctx: typer.Context,
     force: bool = typer.Option(False, "--force", help="Redo stages whose artifacts are already complete."),
 ) -> None:
-    """Run every implemented stage for lift and stack_three (today: collect) and print where the artifacts are."""
+    """Run collect -> fit-policy -> eval on lift and print where the artifacts are."""
     from pathlib import Path
 
     from wmpo_cli.pipeline import demo as stage

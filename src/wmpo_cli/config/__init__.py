@@ -3,4 +3,13 @@
 from wmpo_cli.config.recipes import config_diff, config_hash, config_to_dict, resolve_config
 from wmpo_cli.config.schema import STAGE_CONFIGS, CollectConfig, EvalConfig, FitPolicyConfig
 
-__all__ = ["STAGE_CONFIGS", "CollectConfig", "EvalConfig", "FitPolicyConfig", "config_diff", "config_hash", "config_to_dict", "resolve_config"]
+__all__ = [
+    "STAGE_CONFIGS",
+    "CollectConfig",
+    "EvalConfig",
+    "FitPolicyConfig",
+    "config_diff",
+    "config_hash",
+    "config_to_dict",
+    "resolve_config",
+]

@@ -65,9 +65,7 @@ def validate(cfg: FitPolicyConfig) -> None:
         raise UsageError("lr and encoder_lr must be > 0, devices >= 1")
 
 
-def _load_split(
-    path: Path, cfg: FitPolicyConfig
-) -> tuple[list[Any], list[Any], dict[str, Any], int]:
+def _load_split(path: Path, cfg: FitPolicyConfig) -> tuple[list[Any], list[Any], dict[str, Any], int]:
     """(train episodes, valid episodes, demo attrs of the first, frame size) from an episodes file."""
     from wmpo_cli.models.policy.data import EpisodeArrays
 
@@ -262,7 +260,8 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         console.log(f"resuming from {resume_from}")
     console.log(
         f"fit-policy {cfg.task}: {len(train)} train / {len(valid)} valid episodes, {len(train_set)} frames, "
-        f"{policy.num_parameters() / 1e6:.2f}M parameters, {_precision(cfg)} on {trainer.accelerator.__class__.__name__}"
+        f"{policy.num_parameters() / 1e6:.2f}M parameters, {_precision(cfg)} on "
+        f"{trainer.accelerator.__class__.__name__}"
     )
     started = time.perf_counter()
     trainer.fit(module, train_dataloaders=train_loader, ckpt_path=ckpt_path, **loaders)

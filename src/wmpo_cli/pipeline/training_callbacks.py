@@ -66,7 +66,9 @@ class RichProgress(L.Callback):
             return
         self._context = console.progress()
         self._bar = self._context.__enter__()
-        self._task = self._bar.add_task(self.description, total=self.total_steps, completed=trainer.global_step, info="")
+        self._task = self._bar.add_task(
+            self.description, total=self.total_steps, completed=trainer.global_step, info=""
+        )
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         self.steps_seen += 1

@@ -153,7 +153,11 @@ class VLAPolicy(nn.Module):
         self.head = nn.Linear(width, cfg.bins)
         # The training instruction's MiniLM states travel with the weights (no MiniLM needed to act).
         # (Loading skips MiniLM: the saved states overwrite this buffer anyway.)
-        states = encode_instruction(cfg.instruction, cfg.text_tokens) if encode_text else torch.zeros(cfg.text_tokens, TEXT_WIDTH)
+        states = (
+            encode_instruction(cfg.instruction, cfg.text_tokens)
+            if encode_text
+            else torch.zeros(cfg.text_tokens, TEXT_WIDTH)
+        )
         self.register_buffer("instruction_states", states)
         self._other_instructions: dict[str, torch.Tensor] = {}
         nn.init.trunc_normal_(self.visual_pos, std=0.02)
@@ -174,7 +178,9 @@ class VLAPolicy(nn.Module):
             self._other_instructions[instruction] = states.to(self.instruction_states.device)
         return self._other_instructions[instruction]
 
-    def prepare(self, obs: Mapping[str, Any], *, train: bool = False, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def prepare(
+        self, obs: Mapping[str, Any], *, train: bool = False, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Observation dict (batched or single) -> network inputs on the policy's device."""
         device = self.action_queries.device
         images = []

@@ -1,0 +1,108 @@
+"""The demo chain at the debug recipe on real robosuite runs: collect -> fit-policy -> eval.
+
+Checks what links the stages (lineage ids, the held-out split feeding validation, the policy
+export eval loads), fit-policy's training behaviour and resume, and that a second `wmpo demo`
+reuses every complete artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wmpo_cli.artifacts.manifest import read_manifest
+
+pytestmark = pytest.mark.sim
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from wmpo_cli.cli import main
+
+    run = tmp_path_factory.mktemp("demo")
+    try:
+        main(["--run-dir", str(run), "--recipe", "debug", "--quiet", "--set", "episodes=3", "demo"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    return run / "lift"
+
+
+def test_demo_chain_links_its_artifacts(demo_run: Path) -> None:
+    demos, policy = read_manifest(demo_run / "demos"), read_manifest(demo_run / "policy")
+    assert demos.complete and policy.complete
+    assert [(ref.role, ref.id) for ref in policy.inputs] == [("demos", demos.id)]
+    # 3 debug episodes: 2 train, 1 held out (valid fraction 0.1 keeps at least one).
+    assert policy.metrics["train_episodes"] == 2 and policy.metrics["valid_episodes"] == 1
+    assert policy.metrics["steps"] == 4
+    assert 0.0 <= policy.metrics["val_token_accuracy"] <= 1.0
+    assert policy.metrics["val_action_l1"] > 0.0
+    assert sorted(policy.files) == ["export/config.json", "export/model.safetensors"]
+    eval_dir = demo_run / "eval" / policy.id / "default"
+    report = json.loads((eval_dir / "eval.json").read_text())
+    assert report["episodes"] == 3 and len(report["per_episode"]) == 3
+    assert report["policy_id"] == policy.id and report["task"] == "lift"
+    assert [ref.role for ref in read_manifest(eval_dir).inputs] == ["policy"]
+
+
+def test_fit_policy_logs_and_exports_a_loadable_policy(demo_run: Path) -> None:
+    from wmpo_cli.models.policy.vla import VLAPolicy
+
+    lines = [json.loads(line) for line in (demo_run / "policy" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [rec["step"] for rec in lines if "train/loss" in rec]
+    assert train_steps == [0, 1, 2, 3]  # debug logs every step
+    assert any("val/token_accuracy" in rec for rec in lines)
+    policy = VLAPolicy.from_pretrained(demo_run / "policy" / "export")
+    assert policy.cfg.task == "lift" and policy.cfg.image_size == 32 and policy.cfg.hidden_size == 64
+    # The normalisation statistics are the demos' 1 %/99 % action quantiles.
+    from wmpo_cli.artifacts.episodes import EpisodesFile
+
+    with EpisodesFile(demo_run / "demos" / "episodes.hdf5") as f:
+        train = f.mask("train")
+        actions = np.concatenate([f.load(name, obs_keys=[]).actions for name in train])
+    low = np.quantile(actions, 0.01, axis=0)
+    np.testing.assert_allclose(policy.tokenizer.low[:6], low[:6])
+    frame = np.zeros((32, 32, 3), dtype=np.uint8)
+    assert policy.act({"agentview_image": frame}).actions.shape == (1, 8, 7)
+
+
+def test_second_demo_reuses_every_artifact(demo_run: Path) -> None:
+    from wmpo_cli.cli import main
+
+    before = {p: p.read_text() for p in demo_run.rglob("manifest.json")}
+    try:
+        main(["--run-dir", str(demo_run.parent), "--recipe", "debug", "--quiet", "--set", "episodes=3", "demo"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    assert {p: p.read_text() for p in demo_run.rglob("manifest.json")} == before
+
+
+def test_fit_policy_resumes_from_its_last_checkpoint(demo_run: Path, tmp_path: Path, monkeypatch) -> None:
+    from wmpo_cli.config import FitPolicyConfig, resolve_config
+    from wmpo_cli.models.policy import training
+    from wmpo_cli.pipeline import fit_policy
+
+    cfg = resolve_config(
+        FitPolicyConfig, task="lift", recipes=("debug",), flags={"demos": str(demo_run / "demos")}, overrides=()
+    )
+    original = training.ImitationModule.training_step
+
+    def crash_at_step_three(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        if self.global_step == 3:
+            raise RuntimeError("simulated crash")
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(training.ImitationModule, "training_step", crash_at_step_three)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit_policy.run(cfg, tmp_path)
+    assert not read_manifest(tmp_path / "policy").complete
+    assert (tmp_path / "policy" / "checkpoints" / "last.ckpt").exists()
+    monkeypatch.setattr(training.ImitationModule, "training_step", original)
+    manifest = fit_policy.run(cfg, tmp_path)
+    assert manifest.complete and manifest.metrics["resumed"] is True and manifest.metrics["steps"] == 4
+    # Only the step after the checkpoint (step 2) was trained again: steps 2 and 3.
+    ckpt = torch.load(tmp_path / "policy" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 4
