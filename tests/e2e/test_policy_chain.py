@@ -38,6 +38,7 @@ def test_demo_chain_links_its_artifacts(demo_run: Path) -> None:
     # 3 debug episodes: 2 train, 1 held out (valid fraction 0.1 keeps at least one).
     assert policy.metrics["train_episodes"] == 2 and policy.metrics["valid_episodes"] == 1
     assert policy.metrics["steps"] == 4
+    assert policy.metrics["train_loss"] > 0.0
     assert 0.0 <= policy.metrics["val_token_accuracy"] <= 1.0
     assert policy.metrics["val_action_l1"] > 0.0
     assert sorted(policy.files) == ["export/config.json", "export/model.safetensors"]

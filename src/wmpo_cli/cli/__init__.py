@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     if os.environ["MUJOCO_GL"] == "osmesa":
         os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
+        # One llvmpipe thread: faster at our frame sizes, and no fight with worker processes.
+        os.environ.setdefault("LP_NUM_THREADS", "1")
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
         app(args=args, prog_name="wmpo", standalone_mode=True)

@@ -19,12 +19,17 @@ Design choices (all driven by data collection and exact replay):
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 import numpy as np
 
 from wmpo_cli.envs.tasks import TaskSpec
+
+# One llvmpipe (OSMesa) render thread, set before any GL context exists: at our frame sizes its
+# extra threads cost more than they save and fight worker processes for the cores (see pool.py).
+os.environ.setdefault("LP_NUM_THREADS", "1")
 
 # Flattened MuJoCo state layout used by robosuite and robomimic: [time, qpos..., qvel...].
 _CONSTRUCTION_SEED = 0

@@ -17,7 +17,7 @@ from rich.table import Table
 from wmpo_cli import console
 from wmpo_cli.artifacts.manifest import MANIFEST_NAME, Manifest, read_manifest
 from wmpo_cli.config import CollectConfig, EvalConfig, FitPolicyConfig, config_hash, resolve_config
-from wmpo_cli.errors import ArtifactError
+from wmpo_cli.errors import ArtifactError, ConfigError
 from wmpo_cli.pipeline import collect, fit_policy
 from wmpo_cli.pipeline import eval as evaluate
 
@@ -44,6 +44,7 @@ def run(
 ) -> list[dict[str, Any]]:
     task_dir = Path(run_dir) / DEMO_TASK
     flags = {"task": DEMO_TASK, "seed": seed}
+    stage_sets = _sets_per_stage(sets, (CollectConfig, FitPolicyConfig, EvalConfig))
     steps: list[dict[str, Any]] = []
 
     def stage(name: str, cfg: Any, out: Path, runner: Any) -> Manifest:
@@ -58,13 +59,36 @@ def run(
         )
         return manifest
 
-    collect_cfg = resolve_config(CollectConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=sets)
+    collect_cfg = resolve_config(
+        CollectConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[CollectConfig]
+    )
     stage("collect", collect_cfg, collect.output_dir(collect_cfg, task_dir), collect.run)
-    fit_cfg = resolve_config(FitPolicyConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=sets)
+    fit_cfg = resolve_config(
+        FitPolicyConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[FitPolicyConfig]
+    )
     policy = stage("fit-policy", fit_cfg, task_dir / fit_policy.OUTPUT_DIR, fit_policy.run)
-    eval_cfg = resolve_config(EvalConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=sets)
+    eval_cfg = resolve_config(
+        EvalConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[EvalConfig]
+    )
     stage("eval", eval_cfg, evaluate.output_dir(eval_cfg, task_dir, policy.id), evaluate.run)
     return steps
+
+
+def _sets_per_stage(sets: Sequence[str], stages: Sequence[type]) -> dict[type, list[str]]:
+    """Each ``--set key=value`` goes to every stage whose config has ``key`` (at least one must)."""
+    from dataclasses import fields
+
+    from wmpo_cli.config.recipes import parse_set_option
+
+    out: dict[type, list[str]] = {cls: [] for cls in stages}
+    for item in sets:
+        key, _ = parse_set_option(item)
+        owners = [cls for cls in stages if key in {f.name for f in fields(cls)}]
+        if not owners:
+            raise ConfigError(f"--set: no demo stage has the key '{key}'")
+        for cls in owners:
+            out[cls].append(item)
+    return out
 
 
 def _summary(step: dict[str, Any]) -> str:

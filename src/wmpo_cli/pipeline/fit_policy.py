@@ -268,6 +268,8 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
     wall_s = time.perf_counter() - started
     if trainer.global_step < cfg.max_steps:
         raise UsageError(f"training stopped at step {trainer.global_step} of {cfg.max_steps}")
+    # The last logged training loss, read before validate() replaces the callback metrics.
+    train_loss = trainer.callback_metrics.get("train/loss")
     if valid:
         trainer.validate(module, dataloaders=loaders["val_dataloaders"], verbose=False)
     if not trainer.is_global_zero:
@@ -290,7 +292,7 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         "valid_episodes": len(valid),
         "train_frames": len(train_set),
         "parameters": policy.num_parameters(),
-        "train_loss": logged.get("train/loss"),
+        "train_loss": None if train_loss is None else float(train_loss),
         "val_loss": logged.get("val/loss"),
         "val_token_accuracy": logged.get("val/token_accuracy"),
         "val_action_l1": logged.get("val/action_l1"),
