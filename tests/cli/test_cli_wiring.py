@@ -162,3 +162,15 @@ def test_inspect_shows_lineage_tree(cli, tmp_path: Path) -> None:
     assert f"demos: episodes {parent.id} (complete)" in result.stdout
     data = json.loads(cli("inspect", str(tmp_path / "policy"), "--json").stdout)
     assert data["lineage"]["inputs"][0]["id"] == parent.id
+
+
+def test_fit_policy_bad_inputs_write_nothing(cli, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = cli("--run-dir", str(run), "fit-policy", "--task", "lift", "--recipe", "debug")
+    assert result.code == 3 and "does not exist" in _error_lines(result.stderr)[0]
+    _complete_artifact(run / "demos", kind="init_states")
+    result = cli("--run-dir", str(run), "fit-policy", "--task", "lift", "--recipe", "debug")
+    assert result.code == 3 and "expected 'episodes'" in _error_lines(result.stderr)[0]
+    result = cli("--run-dir", str(run), "fit-policy", "--recipe", "debug", "--encoder", "resnet")
+    assert result.code == 2 and "unknown encoder 'resnet'" in _error_lines(result.stderr)[0]
+    assert not (run / "policy").exists()

@@ -181,15 +181,3 @@ def test_noisy_expert_failures_are_labelled_and_successes_only_filters(cli, tmp_
     assert manifest.metrics["attempts"] == 4 and manifest.metrics["episodes"] == 2
     with EpisodesFile(only / "demos" / "episodes.hdf5") as f:
         assert f.mask("success") == ["demo_0", "demo_1"] and f.mask("failure") == []
-
-
-def test_demo_runs_both_tasks_and_reuses_complete_artifacts(cli, tmp_path: Path) -> None:
-    first = cli("--run-dir", str(tmp_path), "--recipe", "debug", "--json", "demo")
-    assert first.code == 0, first.stderr
-    steps = json.loads(first.stdout)["steps"]
-    assert [(s["stage"], s["task"]) for s in steps] == [("collect", "lift"), ("collect", "stack_three")]
-    for step in steps:
-        assert read_manifest(Path(step["path"])).complete
-    again = cli("--run-dir", str(tmp_path), "--recipe", "debug", "demo")
-    assert again.code == 0 and "reusing the complete artifact" in again.stderr
-    assert "wmpo demo: artifacts under" in again.stdout

@@ -175,6 +175,10 @@ class EpisodesFile:
     def mask(self, name: str) -> list[str]:
         return [item.decode() for item in self._fh["mask"][name][()]]
 
+    def obs_keys(self, demo: str) -> list[str]:
+        """The observation datasets one episode holds (``<camera>_image``, proprio keys)."""
+        return sorted(self._fh["data"][demo]["obs"].keys())
+
     def attrs(self, demo: str) -> dict[str, Any]:
         return {key: _plain(value) for key, value in self._fh["data"][demo].attrs.items()}
 

@@ -65,8 +65,8 @@ def validate(cfg: FitPolicyConfig) -> None:
         raise UsageError("lr and encoder_lr must be > 0, devices >= 1")
 
 
-def _load_split(path: Path, cfg: FitPolicyConfig) -> tuple[list[Any], list[Any], dict[str, Any], int]:
-    """(train episodes, valid episodes, demo attrs of the first, frame size) from an episodes file."""
+def _load_split(path: Path, cfg: FitPolicyConfig) -> tuple[list[Any], list[Any], int]:
+    """(train episodes, valid episodes, frame size) from an episodes file."""
     from wmpo_cli.models.policy.data import EpisodeArrays
 
     keys = [f"{camera}_image" for camera in cfg.cameras] + list(cfg.proprio_keys)
@@ -74,8 +74,7 @@ def _load_split(path: Path, cfg: FitPolicyConfig) -> tuple[list[Any], list[Any],
         names = episodes.demo_names
         if not names:
             raise ArtifactError(f"{path}: holds no episodes")
-        first = episodes.load(names[0], obs_keys=[])
-        available = set(episodes._fh["data"][names[0]]["obs"].keys())
+        available = set(episodes.obs_keys(names[0]))
         missing = [key for key in keys if key not in available]
         if missing:
             raise UsageError(
@@ -99,7 +98,7 @@ def _load_split(path: Path, cfg: FitPolicyConfig) -> tuple[list[Any], list[Any],
     if not train:
         raise UsageError(f"{path}: no successful training episodes to imitate")
     size = int(train[0].frames[cfg.cameras[0]].shape[1])
-    return train, valid, first.attrs, size
+    return train, valid, size
 
 
 def _precision(cfg: FitPolicyConfig) -> str:
@@ -140,7 +139,7 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         raise UsageError(
             f"{source} holds {demo_task} episodes, but the policy is for {cfg.task}", hint=f"pass --task {demo_task}"
         )
-    train, valid, _, frame_size = _load_split(source, cfg)
+    train, valid, frame_size = _load_split(source, cfg)
 
     import lightning as L
     import torch
