@@ -34,7 +34,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_chain_links_its_artifacts(demo_run: Path) -> None:
     demos, policy = read_manifest(demo_run / "demos"), read_manifest(demo_run / "policy")
     assert demos.complete and policy.complete
-    assert [(ref.role, ref.id) for ref in policy.inputs] == [("demos", demos.id)]
+    # Inputs are stored relative to the artifact using them, so a run directory can move as a whole.
+    assert [(ref.role, ref.id, ref.path) for ref in policy.inputs] == [("demos", demos.id, "../demos")]
     # 3 debug episodes: 2 train, 1 held out (valid fraction 0.1 keeps at least one).
     assert policy.metrics["train_episodes"] == 2 and policy.metrics["valid_episodes"] == 1
     assert policy.metrics["steps"] == 4
@@ -46,7 +47,7 @@ def test_demo_chain_links_its_artifacts(demo_run: Path) -> None:
     report = json.loads((eval_dir / "eval.json").read_text())
     assert report["episodes"] == 3 and len(report["per_episode"]) == 3
     assert report["policy_id"] == policy.id and report["task"] == "lift"
-    assert [ref.role for ref in read_manifest(eval_dir).inputs] == ["policy"]
+    assert [(ref.role, ref.path) for ref in read_manifest(eval_dir).inputs] == [("policy", "../../../policy")]
 
 
 def test_fit_policy_logs_and_exports_a_loadable_policy(demo_run: Path) -> None:

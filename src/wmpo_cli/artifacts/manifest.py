@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,3 +163,9 @@ def git_commit() -> str | None:
         except (OSError, subprocess.SubprocessError):
             _GIT_COMMIT.append(None)
     return _GIT_COMMIT[0]
+
+
+def lineage_path(target: Path, artifact_dir: Path) -> str:
+    """An input's path as a manifest stores it: relative to the artifact that uses it (what
+    `wmpo inspect` resolves), so a run directory can be moved or copied as a whole."""
+    return os.path.relpath(Path(target).resolve(), Path(artifact_dir).resolve())

@@ -30,7 +30,7 @@ import numpy as np
 from wmpo_cli import console
 from wmpo_cli.artifacts.episodes import EPISODES_FILE, EpisodeData, merge_shards, write_shard
 from wmpo_cli.artifacts.init_states import InitStateSet, read_init_states
-from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input
+from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input, lineage_path
 from wmpo_cli.artifacts.store import begin_artifact
 from wmpo_cli.config import CollectConfig
 from wmpo_cli.envs.pool import default_workers, run_jobs
@@ -39,7 +39,6 @@ from wmpo_cli.errors import UsageError
 from wmpo_cli.pipeline.policy_episodes import (
     PolicyEpisodeJob,
     PolicyInput,
-    lineage_path,
     load_policy_input,
     policy_path,
     run_policy_job,
@@ -336,14 +335,14 @@ def run(cfg: CollectConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         extra["policy_id"] = policy.manifest.id
     if cfg.init_state_set:
         init_set, set_manifest = load_init_state_set(cfg)
-        inputs.append(InputRef("init_states", set_manifest.id, str(Path(cfg.init_state_set))))
+        inputs.append(InputRef("init_states", set_manifest.id, lineage_path(Path(cfg.init_state_set), out_dir)))
         extra["init_state_set"] = init_set.set_id
     sources: list[Any] = []
     if cfg.source == "mimicgen":
         # Read and annotate the sources before anything is written: a bad source file must not
         # leave a half-made artifact behind.
         sources, extra["generation_sources"] = _prepare_sources(cfg)
-        source_ref = _source_input(Path(cfg.source_path))
+        source_ref = _source_input(Path(cfg.source_path), out_dir)
         if source_ref is not None:
             inputs.append(source_ref)
     writer = begin_artifact(
@@ -460,7 +459,7 @@ def _choose_episodes(cfg: CollectConfig, results: dict[int, EpisodeResult]) -> l
     return [index for index in ordered if results[index].success][: cfg.episodes]
 
 
-def _source_input(path: Path) -> InputRef | None:
+def _source_input(path: Path, out_dir: Path) -> InputRef | None:
     """Lineage of ``--from``: the episodes artifact it belongs to, if it is one."""
     from wmpo_cli.artifacts.manifest import MANIFEST_NAME
 
@@ -468,7 +467,7 @@ def _source_input(path: Path) -> InputRef | None:
     if not (directory / MANIFEST_NAME).exists():
         return None  # a plain robomimic file: its hash goes into the manifest instead
     manifest = check_input(directory, "episodes")
-    return InputRef("source", manifest.id, str(directory))
+    return InputRef("source", manifest.id, lineage_path(directory, out_dir))
 
 
 def _prepare_sources(cfg: CollectConfig) -> tuple[list[Any], dict[str, Any]]:

@@ -29,7 +29,7 @@ import numpy as np
 from wmpo_cli import console
 from wmpo_cli.artifacts.atomic import atomic_write_text
 from wmpo_cli.artifacts.episodes import EPISODES_FILE, merge_shards
-from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input
+from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input, lineage_path
 from wmpo_cli.artifacts.store import begin_artifact
 from wmpo_cli.config import EvalConfig
 from wmpo_cli.envs.pool import default_workers, run_jobs
@@ -39,7 +39,6 @@ from wmpo_cli.pipeline.policy_episodes import (
     PolicyEpisodeJob,
     PolicyEpisodeResult,
     PolicyInput,
-    lineage_path,
     load_policy_input,
     policy_path,
     policy_task,

@@ -24,7 +24,7 @@ import numpy as np
 
 from wmpo_cli import console
 from wmpo_cli.artifacts.episodes import EPISODES_FILE, EpisodesFile
-from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input
+from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input, lineage_path
 from wmpo_cli.artifacts.store import begin_artifact
 from wmpo_cli.config import FitPolicyConfig
 from wmpo_cli.envs.tasks import get_task
@@ -163,7 +163,7 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         stage="fit-policy",
         config=cfg,
         seed=cfg.seed,
-        inputs=[InputRef("demos", source_manifest.id, str(source))],
+        inputs=[InputRef("demos", source_manifest.id, lineage_path(source, out))],
         force=force,
         outputs=(EXPORT_DIR,),
         extra={"task": cfg.task, "instruction": task.instruction, "encoder": cfg.encoder},

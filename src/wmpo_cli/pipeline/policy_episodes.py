@@ -55,14 +55,6 @@ class PolicyInput:
         return self.directory / EXPORT_DIR
 
 
-def lineage_path(target: Path, artifact_dir: Path) -> str:
-    """An input's path as a manifest stores it: relative to the artifact that uses it (what
-    `wmpo inspect` resolves), so a run directory can be moved or copied as a whole."""
-    import os
-
-    return os.path.relpath(Path(target).resolve(), Path(artifact_dir).resolve())
-
-
 def policy_path(given: str, run_dir: Path) -> Path:
     """``--policy``, or ``<run>/policy`` when none was given."""
     return Path(given) if given else Path(run_dir) / POLICY_DIR
