@@ -145,4 +145,90 @@ class EvalConfig:
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)
 
 
-STAGE_CONFIGS: dict[str, type] = {"collect": CollectConfig, "fit-policy": FitPolicyConfig, "eval": EvalConfig}
+@dataclass(frozen=True)
+class FitWorldModelConfig:
+    """`wmpo fit-world-model`: the action-conditioned pixel world model on demos and rollouts."""
+
+    task: str = "lift"
+    # Episodes artifacts: expert demos ("" = <run>/demos) and the policy's real rollouts (the
+    # budget P; none by default). Rollout episodes count into the budget ledger.
+    demos: str = ""
+    rollouts: tuple[str, ...] = ()
+    camera: str = "agentview"
+    # 0 = the demos' frame size.
+    image_size: int = 0
+    # Architecture (see wmpo_cli.models.world_model.config.WorldModelConfig for each field).
+    context_frames: int = 4
+    predict_frames: int = 8
+    action_embed_dim: int = 8
+    block_out_channels: tuple[int, ...] = (64, 128, 192, 256)
+    layers_per_block: int = 1
+    attention_levels: tuple[bool, ...] = (False, False, True, True)
+    objective: str = "velocity"
+    context_noise: float = 0.1
+    context_noise_sample: float = 0.02
+    sample_steps: int = 10
+    # Optimisation: AdamW (WMPO: lr 1e-4, no weight decay), warm-up then cosine decay, EMA export.
+    batch_size: int = 16
+    max_steps: int = 4000
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    # Rollout windows are drawn this many times as often as demo windows (policy-behaviour
+    # alignment: the few real rollouts matter more than their share of the data).
+    rollout_weight: float = 1.0
+    # Validation on the held-out episodes: loss on val_windows windows, PSNR of one sampled chunk
+    # on the first val_sample_batches batches.
+    val_every: int = 500
+    val_windows: int = 256
+    val_sample_batches: int = 1
+    checkpoint_every: int = 500
+    log_every: int = 25
+    accelerator: str = "auto"
+    devices: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+    seed: int = 0
+
+    STAGE: ClassVar[str] = "fit-world-model"
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("num_workers", "log_every", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class ImagineConfig:
+    """`wmpo imagine`: imagined rollouts of a policy, or (--audit) the world model against real episodes."""
+
+    # Only picks the recipe's task block and the default run dir; the world model knows its task.
+    task: str = ""
+    world_model: str = ""
+    policy: str = ""
+    # Episodes artifact whose held-out (valid) episodes the audit replays ("" = <run>/demos).
+    episodes: str = ""
+    audit: bool = False
+    horizons: tuple[int, ...] = (1, 2, 4, 8)
+    starts: tuple[int, ...] = (0, 32, 64)
+    max_windows: int = 64
+    batch_size: int = 8
+    # 0 = the model's own sampler steps.
+    sample_steps: int = 0
+    # Imagination from real first frames (not the audit): how many, how long, how sampled.
+    rollouts: int = 8
+    chunks: int = 0
+    temperature: float = 1.6
+    videos: int = 4
+    seed: int = 0
+
+    STAGE: ClassVar[str] = "imagine"
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("batch_size",)
+
+
+STAGE_CONFIGS: dict[str, type] = {
+    "collect": CollectConfig,
+    "fit-policy": FitPolicyConfig,
+    "eval": EvalConfig,
+    "fit-world-model": FitWorldModelConfig,
+    "imagine": ImagineConfig,
+}

@@ -1,0 +1,230 @@
+"""The action-conditioned pixel world model: a diffusers UNet over a window of stacked frames.
+
+Given H past frames and a chunk of F actions, it generates the F frames observed after each
+action. Frames live in [-1, 1]; the generative objective is rectified flow (WMPO's code):
+``x_t = (1 - t) x0 + t eps`` with the network regressing the velocity ``v = x0 - eps`` (or eps),
+``t`` drawn logit-normal in training, and a few Euler steps from pure noise at sampling.
+
+Action conditioning is frame-level, in two complementary ways:
+
+* each normalised action ``a_j`` goes through a small MLP (Linear, SiLU, Linear, as WMPO's action
+  encoder) to an embedding that is broadcast as a plane of channels placed right after the noisy
+  frame ``j`` it produced, so frame ``j`` and its action meet in the first convolution;
+* the whole chunk (plus the context-noise level, WMPO's separate t0 flag) is embedded and
+  added to the diffusion-timestep embedding that modulates every residual block.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wmpo_cli.models.policy.action_tokens import ActionTokenizer
+from wmpo_cli.models.world_model.config import WorldModelConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TIMESTEP_SCALE = 1000.0  # the UNet's sinusoidal embedding expects diffusion-scale timesteps
+
+
+class WorldModelLoadError(Exception):
+    """A world-model export that cannot be loaded (missing file, bad config, weights mismatch)."""
+
+
+class ActionConditioner(nn.Module):
+    """Per-frame action planes and a chunk embedding for the timestep embedding."""
+
+    def __init__(self, cfg: WorldModelConfig, time_embed_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        e = cfg.action_embed_dim
+        self.per_action = nn.Sequential(nn.Linear(cfg.action_dim, 4 * e), nn.SiLU(), nn.Linear(4 * e, e))
+        chunk_in = cfg.predict_frames * cfg.action_dim + 1  # + the context-noise level
+        self.chunk = nn.Sequential(
+            nn.Linear(chunk_in, time_embed_dim), nn.SiLU(), nn.Linear(time_embed_dim, time_embed_dim)
+        )
+        # Start as "no extra conditioning" so the timestep embedding is undisturbed at step 0.
+        nn.init.zeros_(self.chunk[-1].weight)
+        nn.init.zeros_(self.chunk[-1].bias)
+
+    def forward(self, actions: torch.Tensor, context_noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F, D) normalised actions, (B,) noise level -> ((B, F, E) per-frame, (B, T) chunk)."""
+        per_frame = self.per_action(actions)
+        chunk = self.chunk(torch.cat([actions.flatten(1), context_noise[:, None]], dim=1))
+        return per_frame, chunk
+
+
+class WorldModel(nn.Module):
+    """``velocity(noisy, t, context, actions)`` for training; ``predict(context, actions)`` to imagine."""
+
+    def __init__(self, cfg: WorldModelConfig, actions: ActionTokenizer) -> None:
+        super().__init__()
+        from diffusers import UNet2DModel
+
+        cfg.check()
+        self.cfg = cfg
+        self.action_stats = actions
+        h, f, e = cfg.context_frames, cfg.predict_frames, cfg.action_embed_dim
+        time_embed_dim = cfg.block_out_channels[0] * 4
+        down = tuple("AttnDownBlock2D" if attn else "DownBlock2D" for attn in cfg.attention_levels)
+        up = tuple("AttnUpBlock2D" if attn else "UpBlock2D" for attn in reversed(cfg.attention_levels))
+        self.unet = UNet2DModel(
+            sample_size=cfg.image_size,
+            in_channels=3 * h + (3 + e) * f,
+            out_channels=3 * f,
+            block_out_channels=cfg.block_out_channels,
+            layers_per_block=cfg.layers_per_block,
+            down_block_types=down,
+            up_block_types=up,
+            attention_head_dim=min(32, min(cfg.block_out_channels)),
+            norm_num_groups=32 if min(cfg.block_out_channels) % 32 == 0 else 8,
+            class_embed_type="identity",
+        )
+        self.conditioner = ActionConditioner(cfg, time_embed_dim)
+
+    # -- the network ------------------------------------------------------------------------
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        t: torch.Tensor,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        context_noise: torch.Tensor,
+    ) -> torch.Tensor:
+        """Network output for ``noisy`` (B, F, 3, S, S) at times ``t`` (B,) in [0, 1].
+
+        ``context`` (B, H, 3, S, S) and ``noisy`` are in [-1, 1] frame units; ``actions`` (B, F, D)
+        are already normalised; ``context_noise`` (B,) is the level the context was noised with.
+        Returns the (B, F, 3, S, S) velocity or eps, per ``cfg.objective``.
+        """
+        b, f, _, s, _ = noisy.shape
+        per_frame, chunk = self.conditioner(actions, context_noise)
+        planes = per_frame[:, :, :, None, None].expand(-1, -1, -1, s, s)
+        # Each frame's channels are followed by its own action's plane: [ctx..., x1, a1, x2, a2, ...].
+        targets = torch.cat([noisy, planes.to(noisy.dtype)], dim=2).flatten(1, 2)
+        sample = torch.cat([context.flatten(1, 2), targets], dim=1)
+        out = self.unet(sample, t * TIMESTEP_SCALE, class_labels=chunk).sample
+        return out.view(b, f, 3, s, s)
+
+    def normalise_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Environment actions (..., D) -> the network's [-1, 1] scale (1 %/99 % quantiles, clipped)."""
+        array = actions.detach().cpu().numpy() if isinstance(actions, torch.Tensor) else np.asarray(actions)
+        return torch.as_tensor(self.action_stats.normalise(array), dtype=torch.float32, device=self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- the objective ------------------------------------------------------------------------
+    def loss(
+        self,
+        context: torch.Tensor,
+        target: torch.Tensor,
+        actions: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Rectified-flow (or eps) MSE on the F target frames; context noise augmentation included.
+
+        ``context`` (B, H, 3, S, S) and ``target`` (B, F, 3, S, S) in [-1, 1]; ``actions`` normalised.
+        """
+        b = target.shape[0]
+        dev = target.device
+
+        def randn(shape: tuple[int, ...]) -> torch.Tensor:
+            return torch.randn(shape, generator=generator, device="cpu").to(dev)
+
+        # Logit-normal t concentrates training on mid noise levels, where the content is decided.
+        t = torch.sigmoid(randn((b,)))
+        eps = randn(tuple(target.shape))
+        x_t = (1.0 - t)[:, None, None, None, None] * target + t[:, None, None, None, None] * eps
+        level = torch.rand((b,), generator=generator).to(dev) * self.cfg.context_noise
+        ctx_eps = randn(tuple(context.shape))
+        noisy_context = (1.0 - level)[:, None, None, None, None] * context + level[:, None, None, None, None] * ctx_eps
+        out = self(x_t, t, noisy_context, actions, level)
+        goal = target - eps if self.cfg.objective == "velocity" else eps
+        return F.mse_loss(out.float(), goal.float())
+
+    # -- sampling -------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        *,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The F frames (B, F, 3, S, S) in [-1, 1] that follow ``context`` under ``actions``.
+
+        Euler integration of the learned flow from unit noise at t = 1 to the data at t = 0.
+        ``actions`` are normalised (B, F, D); noise comes from ``generator`` (CPU), so a seed
+        fixes the result on any device.
+        """
+        steps = int(steps or self.cfg.sample_steps)
+        b = context.shape[0]
+        shape = (b, self.cfg.predict_frames, 3, self.cfg.image_size, self.cfg.image_size)
+        z = torch.randn(shape, generator=generator, device="cpu").to(context.device, context.dtype)
+        level = torch.full((b,), self.cfg.context_noise_sample, device=context.device)
+        for i in range(steps):
+            t_now = 1.0 - i / steps
+            t = torch.full((b,), t_now, device=context.device)
+            out = self(z, t, context, actions, level).to(z.dtype)
+            if self.cfg.objective == "velocity":
+                velocity = out
+            else:  # x0 from eps on the straight path, then the same Euler step
+                x0 = (z - t_now * out) / max(1.0 - t_now, 1e-3)
+                velocity = x0 - out
+            z = z + velocity / steps
+        return z.clamp(-1.0, 1.0)
+
+    # -- persistence ------------------------------------------------------------------------
+    def export_config(self) -> dict[str, Any]:
+        data = self.cfg.to_dict()
+        data["normalisation"] = {"actions": self.action_stats.to_dict()}
+        return data
+
+    def save_pretrained(self, directory: Path) -> None:
+        """``config.json`` (architecture + action statistics) and ``model.safetensors``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": self.cfg.format})
+        (directory / CONFIG_FILE).write_text(json.dumps(self.export_config(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: Path, map_location: str = "cpu") -> WorldModel:
+        """Load an export; every problem is a one-line :class:`WorldModelLoadError`."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        if not config_path.exists() or not weights_path.exists():
+            raise WorldModelLoadError(f"{directory}: not a world-model export (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        try:
+            data = json.loads(config_path.read_text())
+            cfg = WorldModelConfig.from_dict(data)
+            stats = ActionTokenizer.from_dict(data["normalisation"]["actions"])
+        except (OSError, json.JSONDecodeError, ValueError) as exc:
+            raise WorldModelLoadError(f"{config_path}: {exc}") from None
+        except (KeyError, TypeError):
+            raise WorldModelLoadError(
+                f"{config_path}: missing normalisation statistics ('normalisation.actions')"
+            ) from None
+        model = cls(cfg, stats)
+        try:
+            model.load_state_dict(load_file(str(weights_path), device=map_location), strict=True)
+        except (RuntimeError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise WorldModelLoadError(f"{weights_path}: weights do not fit the config ({first})") from None
+        return model.to(map_location).eval()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
