@@ -19,13 +19,19 @@ from wmpo_cli.artifacts.manifest import read_manifest
 pytestmark = pytest.mark.sim
 
 
+def demo_args(run: Path) -> list[str]:
+    # 4 episodes, half held out: the audit needs held-out windows from two episodes.
+    return ["--run-dir", str(run), "--recipe", "debug", "--quiet", "--set", "episodes=4",
+            "--set", "valid_fraction=0.5", "demo"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from wmpo_cli.cli import main
 
     run = tmp_path_factory.mktemp("demo")
     try:
-        main(["--run-dir", str(run), "--recipe", "debug", "--quiet", "--set", "episodes=3", "demo"])
+        main(demo_args(run))
     except SystemExit as exc:
         assert exc.code in (0, None)
     return run / "lift"
@@ -36,8 +42,8 @@ def test_demo_chain_links_its_artifacts(demo_run: Path) -> None:
     assert demos.complete and policy.complete
     # Inputs are stored relative to the artifact using them, so a run directory can move as a whole.
     assert [(ref.role, ref.id, ref.path) for ref in policy.inputs] == [("demos", demos.id, "../demos")]
-    # 3 debug episodes: 2 train, 1 held out (valid fraction 0.1 keeps at least one).
-    assert policy.metrics["train_episodes"] == 2 and policy.metrics["valid_episodes"] == 1
+    # 4 debug episodes, valid fraction 0.5: 2 train, 2 held out.
+    assert policy.metrics["train_episodes"] == 2 and policy.metrics["valid_episodes"] == 2
     assert policy.metrics["steps"] == 4
     assert policy.metrics["train_loss"] > 0.0
     assert 0.0 <= policy.metrics["val_token_accuracy"] <= 1.0
@@ -45,9 +51,18 @@ def test_demo_chain_links_its_artifacts(demo_run: Path) -> None:
     assert sorted(policy.files) == ["export/config.json", "export/model.safetensors"]
     eval_dir = demo_run / "eval" / policy.id / "default"
     report = json.loads((eval_dir / "eval.json").read_text())
-    assert report["episodes"] == 3 and len(report["per_episode"]) == 3
+    assert report["episodes"] == 4 and len(report["per_episode"]) == 4
     assert report["policy_id"] == policy.id and report["task"] == "lift"
     assert [(ref.role, ref.path) for ref in read_manifest(eval_dir).inputs] == [("policy", "../../../policy")]
+
+
+def test_demo_fits_a_world_model_and_audits_it(demo_run: Path) -> None:
+    demos, wm = read_manifest(demo_run / "demos"), read_manifest(demo_run / "world_model")
+    assert wm.complete and [(r.role, r.id) for r in wm.inputs] == [("demos", demos.id)]
+    audit = demo_run / "imagine" / f"audit-{wm.id}"
+    report = json.loads((audit / "audit.json").read_text())
+    assert report["world_model_id"] == wm.id and report["horizons"] == [1, 2] and report["windows"] == 2
+    assert read_manifest(audit).complete
 
 
 def test_fit_policy_logs_and_exports_a_loadable_policy(demo_run: Path) -> None:
@@ -76,7 +91,7 @@ def test_second_demo_reuses_every_artifact(demo_run: Path) -> None:
 
     before = {p: p.read_text() for p in demo_run.rglob("manifest.json")}
     try:
-        main(["--run-dir", str(demo_run.parent), "--recipe", "debug", "--quiet", "--set", "episodes=3", "demo"])
+        main(demo_args(demo_run.parent))
     except SystemExit as exc:
         assert exc.code in (0, None)
     assert {p: p.read_text() for p in demo_run.rglob("manifest.json")} == before

@@ -13,7 +13,9 @@ def imagine(
     task: str | None = typer.Option(None, help="Task (selects the default run dir runs/<task>)."),
     world_model: str | None = typer.Option(None, help="World-model artifact (default: <run>/world_model)."),
     policy: str | None = typer.Option(None, help="Policy artifact for imagination (default: <run>/policy)."),
-    episodes: str | None = typer.Option(None, help="Real episodes: held-out ones for --audit, first frames otherwise."),
+    source: str | None = typer.Option(
+        None, "--from", help="Real episodes (default <run>/demos): held out ones for --audit, first frames otherwise."
+    ),
     audit: bool = typer.Option(False, "--audit", help="Replay real action chunks open-loop and score the frames."),
     rollouts: int | None = typer.Option(None, help="Imagined rollouts (one per real first frame)."),
     chunks: int | None = typer.Option(None, help="Policy chunks per rollout (0 = the task's max_steps / chunk)."),
@@ -27,7 +29,7 @@ def imagine(
 
     opts = ctx.obj
     flags = {
-        "task": task, "world_model": world_model, "policy": policy, "episodes": episodes, "audit": audit or None,
+        "task": task, "world_model": world_model, "policy": policy, "source": source, "audit": audit or None,
         "rollouts": rollouts, "chunks": chunks, "temperature": temperature, "sample_steps": sample_steps,
         "seed": opts.seed,
     }  # fmt: skip

@@ -205,8 +205,9 @@ class ImagineConfig:
     task: str = ""
     world_model: str = ""
     policy: str = ""
-    # Episodes artifact whose held-out (valid) episodes the audit replays ("" = <run>/demos).
-    episodes: str = ""
+    # The real episodes artifact ("" = <run>/demos): the audit replays its held-out (valid)
+    # episodes; imagination starts from their first frames.
+    source: str = ""
     audit: bool = False
     horizons: tuple[int, ...] = (1, 2, 4, 8)
     starts: tuple[int, ...] = (0, 32, 64)

@@ -1,6 +1,7 @@
 """`wmpo demo`: every implemented stage, in order, on ``lift`` at the tiny recipe.
 
     collect (200 expert demos at 64 px) -> fit-policy -> eval (greedy, fresh seeds)
+                                        -> fit-world-model -> imagine --audit (held-out demos)
 
 A stage whose complete artifact is already there with the same config is reused, so re-running
 `make demo` after an interruption continues where it stopped.
@@ -16,9 +17,17 @@ from rich.table import Table
 
 from wmpo_cli import console
 from wmpo_cli.artifacts.manifest import MANIFEST_NAME, Manifest, read_manifest
-from wmpo_cli.config import CollectConfig, EvalConfig, FitPolicyConfig, config_hash, resolve_config
+from wmpo_cli.config import (
+    CollectConfig,
+    EvalConfig,
+    FitPolicyConfig,
+    FitWorldModelConfig,
+    ImagineConfig,
+    config_hash,
+    resolve_config,
+)
 from wmpo_cli.errors import ArtifactError, ConfigError
-from wmpo_cli.pipeline import collect, fit_policy
+from wmpo_cli.pipeline import collect, fit_policy, fit_world_model, imagine
 from wmpo_cli.pipeline import eval as evaluate
 
 DEMO_TASK = "lift"
@@ -44,7 +53,7 @@ def run(
 ) -> list[dict[str, Any]]:
     task_dir = Path(run_dir) / DEMO_TASK
     flags = {"task": DEMO_TASK, "seed": seed}
-    stage_sets = _sets_per_stage(sets, (CollectConfig, FitPolicyConfig, EvalConfig))
+    stage_sets = _sets_per_stage(sets, (CollectConfig, FitPolicyConfig, EvalConfig, FitWorldModelConfig, ImagineConfig))
     steps: list[dict[str, Any]] = []
 
     def stage(name: str, cfg: Any, out: Path, runner: Any) -> Manifest:
@@ -71,6 +80,15 @@ def run(
         EvalConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[EvalConfig]
     )
     stage("eval", eval_cfg, evaluate.output_dir(eval_cfg, task_dir, policy.id), evaluate.run)
+    wm_cfg = resolve_config(
+        FitWorldModelConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[FitWorldModelConfig]
+    )
+    world_model = stage("fit-world-model", wm_cfg, task_dir / fit_world_model.OUTPUT_DIR, fit_world_model.run)
+    audit_cfg = resolve_config(
+        ImagineConfig, task=DEMO_TASK, recipes=recipes, flags={**flags, "audit": True},
+        overrides=stage_sets[ImagineConfig],
+    )  # fmt: skip
+    stage("audit", audit_cfg, task_dir / imagine.OUTPUT_DIR / f"audit-{world_model.id}", imagine.run_audit)
     return steps
 
 
@@ -97,6 +115,16 @@ def _summary(step: dict[str, Any]) -> str:
         accuracy = m.get("val_token_accuracy")
         shown = "n/a" if accuracy is None else f"{accuracy:.3f}"
         return f"{m.get('steps')} steps in {m.get('wall_s', 0):.0f} s, val token accuracy {shown}"
+    if step["stage"] == "fit-world-model":
+        shown = m.get("val_psnr_1chunk")
+        psnr = "n/a" if shown is None else f"{shown:.2f} dB (copy-last {m.get('val_psnr_copy_last', 0):.2f})"
+        return f"{m.get('steps')} steps in {m.get('wall_s', 0):.0f} s, val PSNR at 1 chunk {psnr}"
+    if step["stage"] == "audit":
+        h = [key for key in m if key.startswith("model/psnr@")]
+        cells = ", ".join(
+            f"@{k.split('@')[1]}: {m[k]:.1f} vs copy {m['copy_last/psnr@' + k.split('@')[1]]:.1f}" for k in h
+        )
+        return f"PSNR dB {cells}"
     if step["stage"] == "eval":
         lo, hi = m.get("wilson_95", [0.0, 0.0])
         rate = m.get("success_rate", 0)

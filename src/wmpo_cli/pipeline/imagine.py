@@ -44,7 +44,7 @@ def world_model_dir(cfg: ImagineConfig, run_dir: Path) -> Path:
 
 
 def episodes_dir(cfg: ImagineConfig, run_dir: Path) -> Path:
-    return Path(cfg.episodes) if cfg.episodes else Path(run_dir) / "demos"
+    return Path(cfg.source) if cfg.source else Path(run_dir) / "demos"
 
 
 def validate(cfg: ImagineConfig) -> None:
