@@ -25,7 +25,14 @@ MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "config.json"
 
 # kind -> the newest kind_version this wmpo writes and reads.
-SUPPORTED_KIND_VERSIONS: dict[str, int] = {"episodes": 1, "init_states": 1, "policy": 1}
+SUPPORTED_KIND_VERSIONS: dict[str, int] = {
+    "episodes": 1,
+    "init_states": 1,
+    "policy": 1,
+    "world_model": 1,
+    "audit": 1,
+    "imagined": 1,
+}
 
 
 @dataclass

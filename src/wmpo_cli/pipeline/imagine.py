@@ -231,6 +231,7 @@ def run_imagine(cfg: ImagineConfig, run_dir: Path, *, force: bool = False) -> Ma
         fh.create_dataset("tokens", data=rollouts.tokens)
         fh.create_dataset("log_probs", data=rollouts.log_probs)
     files = [IMAGINED_FILE]
+    (out / "videos").mkdir(exist_ok=True)
     for i in range(min(cfg.videos, len(rollouts.frames))):
         files += [
             p.relative_to(out).as_posix() for p in write_video(out / "videos" / f"imagined_{i:03d}", rollouts.frames[i])
