@@ -40,6 +40,7 @@ from wmpo_cli.pipeline.policy_episodes import (
     PolicyEpisodeJob,
     PolicyInput,
     load_policy_input,
+    policy_job,
     policy_path,
     run_policy_job,
 )
@@ -260,24 +261,13 @@ def collect_policy_episode(job: PolicyEpisodeJob) -> EpisodeResult:
 def _policy_jobs(cfg: CollectConfig, policy: PolicyInput, partial: Path, indices: list[int]) -> list[PolicyEpisodeJob]:
     max_steps = cfg.max_steps or get_task(cfg.task).max_steps
     return [
-        PolicyEpisodeJob(
+        policy_job(
+            policy,
+            cfg,
             index=index,
             seed=rollout_seed(cfg.seed, index),
-            shard=str(_shard_path(partial, index)),
-            export_dir=str(policy.export_dir),
-            policy_id=policy.manifest.id,
-            task=cfg.task,
-            variant=cfg.variant,
-            scenario=cfg.scenario,
-            instruction=policy.instruction,
-            cameras=policy.cameras,
-            image_size=policy.image_size,
+            shard=_shard_path(partial, index),
             max_steps=max_steps,
-            warmup_steps=cfg.warmup_steps,
-            temperature=cfg.temperature,
-            init_state_set=cfg.init_state_set,
-            compression=cfg.compression,
-            render_retries=cfg.render_retries,
         )
         for index in indices
     ]

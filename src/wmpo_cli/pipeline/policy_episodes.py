@@ -143,6 +143,35 @@ class PolicyEpisodeJob:
     render_retries: int = 3
 
 
+def policy_job(
+    policy: PolicyInput, cfg: Any, *, index: int, seed: int, shard: Path, max_steps: int
+) -> PolicyEpisodeJob:
+    """The job for episode ``index`` of ``policy`` under a collect or eval config.
+
+    ``cfg`` supplies task, variant, scenario, warmup_steps, temperature, init_state_set,
+    compression and, when it has one, render_retries (the fields CollectConfig and EvalConfig share).
+    """
+    return PolicyEpisodeJob(
+        index=index,
+        seed=seed,
+        shard=str(shard),
+        export_dir=str(policy.export_dir),
+        policy_id=policy.manifest.id,
+        task=cfg.task,
+        variant=cfg.variant,
+        scenario=cfg.scenario,
+        instruction=policy.instruction,
+        cameras=policy.cameras,
+        image_size=policy.image_size,
+        max_steps=max_steps,
+        warmup_steps=cfg.warmup_steps,
+        temperature=cfg.temperature,
+        init_state_set=cfg.init_state_set,
+        compression=cfg.compression,
+        render_retries=getattr(cfg, "render_retries", PolicyEpisodeJob.render_retries),
+    )
+
+
 @dataclass(frozen=True)
 class PolicyEpisodeResult:
     """What the parent needs of a finished episode (the arrays stay in the shard).
