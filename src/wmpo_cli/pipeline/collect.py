@@ -141,7 +141,6 @@ class EpisodeResult:
     policy_s: float = 0.0
 
 
-_ENV_CACHE: dict[tuple[Any, ...], Any] = {}
 _LOADED: dict[str, Any] = {}  # per-process cache of init-state sets and annotated sources
 
 
@@ -171,13 +170,9 @@ def make_controller(cfg: CollectConfig, sources_file: str) -> Any:
 
 
 def _env_for(cfg: CollectConfig) -> Any:
-    """One simulator per worker process and setting (building one costs ~1-2 s)."""
-    from wmpo_cli.envs.tasks import make_env
+    from wmpo_cli.envs.tasks import cached_env
 
-    key = (cfg.task, cfg.variant, cfg.scenario, cfg.cameras, cfg.image_size)
-    if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = make_env(cfg.task, cfg.variant, cfg.scenario, cameras=cfg.cameras, image_size=cfg.image_size)
-    return _ENV_CACHE[key]
+    return cached_env(cfg.task, cfg.variant, cfg.scenario, cameras=cfg.cameras, image_size=cfg.image_size)
 
 
 def collect_episode(job: EpisodeJob) -> EpisodeResult:

@@ -196,7 +196,6 @@ class PolicyEpisodeResult:
 
 
 _POLICIES: dict[str, Any] = {}
-_ENVS: dict[tuple[Any, ...], Any] = {}
 _INIT_SETS: dict[str, Any] = {}
 
 
@@ -210,12 +209,9 @@ def cached_policy(export_dir: str) -> Any:
 
 
 def _env_for(job: PolicyEpisodeJob) -> Any:
-    from wmpo_cli.envs.tasks import make_env
+    from wmpo_cli.envs.tasks import cached_env
 
-    key = (job.task, job.variant, job.scenario, job.cameras, job.image_size)
-    if key not in _ENVS:
-        _ENVS[key] = make_env(job.task, job.variant, job.scenario, cameras=job.cameras, image_size=job.image_size)
-    return _ENVS[key]
+    return cached_env(job.task, job.variant, job.scenario, cameras=job.cameras, image_size=job.image_size)
 
 
 def _init_set(path: str) -> Any:
