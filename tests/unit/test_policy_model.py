@@ -148,3 +148,60 @@ def test_vit_encoder_option() -> None:
 def test_efficientnet_block_ten_gives_a_stride_sixteen_grid() -> None:
     policy = _policy()
     assert policy.visual_pos.shape == (1, math.ceil(32 / 16) ** 2, 32)
+
+
+PROPRIO_KEYS = ("robot0_eef_pos", "robot0_gripper_qpos")
+
+
+def _proprio_policy() -> VLAPolicy:
+    from wmpo_cli.models.policy.vla import ProprioStats
+
+    torch.manual_seed(0)
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(500, 7))
+    cfg = VLAConfig(
+        task="lift",
+        instruction="pick up the cube",
+        image_size=32,
+        hidden_size=32,
+        layers=1,
+        heads=2,
+        proprio_keys=PROPRIO_KEYS,
+        proprio_dim=5,
+    )
+    stats = ProprioStats(np.array([0.1, -0.2, 0.9, 0.02, -0.02]), np.array([0.1, 0.2, 0.05, 0.01, 0.01]))
+    return VLAPolicy(cfg, ActionTokenizer.fit(actions), stats).eval()
+
+
+def _proprio_obs(batch: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(2)
+    obs = _obs(batch)
+    obs["robot0_eef_pos"] = rng.normal(size=(batch, 3))
+    obs["robot0_gripper_qpos"] = rng.normal(size=(batch, 2)) * 0.01
+    return obs
+
+
+def test_proprio_is_standardised_the_same_from_arrays_and_from_tensors() -> None:
+    # Acting passes numpy observations; training passes the collated batch as tensors.
+    policy = _proprio_policy()
+    obs = _proprio_obs()
+    from_arrays = policy.prepare(obs)["proprio"]
+    from_tensors = policy.prepare({k: torch.from_numpy(v) for k, v in obs.items()})["proprio"]
+    raw = np.concatenate([obs["robot0_eef_pos"], obs["robot0_gripper_qpos"]], axis=1)
+    expected = (raw - policy.proprio.mean) / policy.proprio.std
+    assert from_arrays.dtype == torch.float32 and from_arrays.shape == (3, 5)
+    np.testing.assert_allclose(from_arrays.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(from_arrays, from_tensors)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_proprio_batches_already_on_the_gpu_give_the_cpu_logits() -> None:
+    # Lightning moves training batches to the GPU before prepare() sees them.
+    policy = _proprio_policy()
+    obs = _proprio_obs()
+    with torch.no_grad():
+        on_cpu = policy.logits(policy.prepare(obs))
+        gpu_policy = policy.cuda()
+        batch = {k: torch.from_numpy(v).cuda() for k, v in obs.items()}
+        on_gpu = gpu_policy.logits(gpu_policy.prepare(batch)).cpu()
+    assert torch.allclose(on_cpu, on_gpu, atol=1e-3)

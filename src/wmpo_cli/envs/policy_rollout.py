@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from wmpo_cli.envs.frames import is_blank
-from wmpo_cli.envs.rollout import EpisodeRecord
+from wmpo_cli.envs.rollout import EpisodeRecord, record_fields
 from wmpo_cli.errors import RenderError
 
 if TYPE_CHECKING:
@@ -281,21 +281,8 @@ def _run_once(
             break
 
     n = len(actions)
-    dones = np.zeros(n, dtype=np.uint8)
-    dones[-1] = 1
-    success_flags = np.asarray(flags, dtype=bool)
-    first = np.flatnonzero(success_flags)
     record = PolicyEpisodeRecord(
-        seed=int(seed),
-        states=np.asarray(states, dtype=np.float64),
-        actions=np.asarray(actions, dtype=np.float64).reshape(n, -1),
-        rewards=np.asarray(rewards, dtype=np.float64),
-        dones=dones,
-        success_flags=success_flags,
-        proprio={k: np.asarray(v, dtype=np.float64) for k, v in proprio.items()},
-        success=bool(first.size),
-        success_step=int(first[0]) if first.size else None,
-        model_xml=env.model_xml(),
+        **record_fields(env, seed, states, actions, rewards, flags, proprio),
         chunk_starts=np.asarray(chunk_starts, dtype=np.int64),
         chunk_tokens=np.stack(chunk_tokens),  # at least one chunk: the loop queries before acting
         chunk_log_probs=np.stack(chunk_log_probs),

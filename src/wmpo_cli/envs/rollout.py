@@ -8,7 +8,7 @@ collection ≈5× faster and lets image size and cameras be chosen after the fac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -104,21 +104,35 @@ def run_expert_episode(
         if expert.done:
             steps_since_done = 0 if steps_since_done is None else steps_since_done + 1
 
+    return EpisodeRecord(**record_fields(env, seed, states, actions, rewards, flags, proprio))
+
+
+def record_fields(
+    env: SimEnv,
+    seed: int,
+    states: list[Any],
+    actions: list[Any],
+    rewards: list[float],
+    flags: list[bool],
+    proprio: dict[str, list[Any]],
+) -> dict[str, Any]:
+    """The :class:`EpisodeRecord` fields from per-step lists (shared by expert and policy episodes):
+    float64 arrays, ``dones`` set on the last step, and the first success step."""
     n = len(actions)
     dones = np.zeros(n, dtype=np.uint8)
     if n:
         dones[-1] = 1
     success_flags = np.asarray(flags, dtype=bool)
     first = np.flatnonzero(success_flags)
-    return EpisodeRecord(
-        seed=int(seed),
-        states=np.asarray(states, dtype=np.float64),
-        actions=np.asarray(actions, dtype=np.float64).reshape(n, -1),
-        rewards=np.asarray(rewards, dtype=np.float64),
-        dones=dones,
-        success_flags=success_flags,
-        proprio={k: np.asarray(v, dtype=np.float64) for k, v in proprio.items()},
-        success=bool(first.size),
-        success_step=int(first[0]) if first.size else None,
-        model_xml=env.model_xml(),
-    )
+    return {
+        "seed": int(seed),
+        "states": np.asarray(states, dtype=np.float64),
+        "actions": np.asarray(actions, dtype=np.float64).reshape(n, -1),
+        "rewards": np.asarray(rewards, dtype=np.float64),
+        "dones": dones,
+        "success_flags": success_flags,
+        "proprio": {k: np.asarray(v, dtype=np.float64) for k, v in proprio.items()},
+        "success": bool(first.size),
+        "success_step": int(first[0]) if first.size else None,
+        "model_xml": env.model_xml(),
+    }

@@ -8,7 +8,7 @@ names and print ``--help``. The simulation modules are imported inside :func:`ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wmpo_cli.errors import UnknownTaskError
 
@@ -194,6 +194,19 @@ def make_env(
     from wmpo_cli.envs.sim import SimEnv
 
     return SimEnv(spec, variant=variant, scenario=scenario, cameras=tuple(cameras), image_size=image_size)
+
+
+_ENV_CACHE: dict[tuple[Any, ...], SimEnv] = {}
+
+
+def cached_env(
+    task: str, variant: str, scenario: str, *, cameras: tuple[str, ...] = (), image_size: int = 64
+) -> SimEnv:
+    """One simulator per worker process and setting (building one costs ~1-2 s), shared by every stage."""
+    key = (task, variant, scenario, tuple(cameras), int(image_size))
+    if key not in _ENV_CACHE:
+        _ENV_CACHE[key] = make_env(task, variant, scenario, cameras=cameras, image_size=image_size)
+    return _ENV_CACHE[key]
 
 
 def make_expert(task: str, noise: float = 0.0) -> ScriptedExpert:

@@ -40,6 +40,7 @@ from wmpo_cli.pipeline.policy_episodes import (
     PolicyEpisodeJob,
     PolicyInput,
     load_policy_input,
+    policy_job,
     policy_path,
     run_policy_job,
 )
@@ -140,7 +141,6 @@ class EpisodeResult:
     policy_s: float = 0.0
 
 
-_ENV_CACHE: dict[tuple[Any, ...], Any] = {}
 _LOADED: dict[str, Any] = {}  # per-process cache of init-state sets and annotated sources
 
 
@@ -170,13 +170,9 @@ def make_controller(cfg: CollectConfig, sources_file: str) -> Any:
 
 
 def _env_for(cfg: CollectConfig) -> Any:
-    """One simulator per worker process and setting (building one costs ~1-2 s)."""
-    from wmpo_cli.envs.tasks import make_env
+    from wmpo_cli.envs.tasks import cached_env
 
-    key = (cfg.task, cfg.variant, cfg.scenario, cfg.cameras, cfg.image_size)
-    if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = make_env(cfg.task, cfg.variant, cfg.scenario, cameras=cfg.cameras, image_size=cfg.image_size)
-    return _ENV_CACHE[key]
+    return cached_env(cfg.task, cfg.variant, cfg.scenario, cameras=cfg.cameras, image_size=cfg.image_size)
 
 
 def collect_episode(job: EpisodeJob) -> EpisodeResult:
@@ -260,24 +256,13 @@ def collect_policy_episode(job: PolicyEpisodeJob) -> EpisodeResult:
 def _policy_jobs(cfg: CollectConfig, policy: PolicyInput, partial: Path, indices: list[int]) -> list[PolicyEpisodeJob]:
     max_steps = cfg.max_steps or get_task(cfg.task).max_steps
     return [
-        PolicyEpisodeJob(
+        policy_job(
+            policy,
+            cfg,
             index=index,
             seed=rollout_seed(cfg.seed, index),
-            shard=str(_shard_path(partial, index)),
-            export_dir=str(policy.export_dir),
-            policy_id=policy.manifest.id,
-            task=cfg.task,
-            variant=cfg.variant,
-            scenario=cfg.scenario,
-            instruction=policy.instruction,
-            cameras=policy.cameras,
-            image_size=policy.image_size,
+            shard=_shard_path(partial, index),
             max_steps=max_steps,
-            warmup_steps=cfg.warmup_steps,
-            temperature=cfg.temperature,
-            init_state_set=cfg.init_state_set,
-            compression=cfg.compression,
-            render_retries=cfg.render_retries,
         )
         for index in indices
     ]

@@ -36,10 +36,10 @@ from wmpo_cli.envs.pool import default_workers, run_jobs
 from wmpo_cli.envs.tasks import check_scenario, check_variant, get_task
 from wmpo_cli.errors import UsageError
 from wmpo_cli.pipeline.policy_episodes import (
-    PolicyEpisodeJob,
     PolicyEpisodeResult,
     PolicyInput,
     load_policy_input,
+    policy_job,
     policy_path,
     policy_task,
     read_policy_shard,
@@ -163,23 +163,13 @@ def run(cfg: EvalConfig, run_dir: Path, *, force: bool = False) -> Manifest:
         console.log(f"resuming: {len(resumed)} finished episode(s) found in {partial}")
     workers = min(cfg.workers or default_workers(), cfg.episodes)
     jobs = (
-        PolicyEpisodeJob(
+        policy_job(
+            policy,
+            cfg,
             index=index,
             seed=eval_seed(cfg.seed, index),
-            shard=str(_shard_path(partial, index)),
-            export_dir=str(policy.export_dir),
-            policy_id=policy.manifest.id,
-            task=cfg.task,
-            variant=cfg.variant,
-            scenario=cfg.scenario,
-            instruction=policy.instruction,
-            cameras=policy.cameras,
-            image_size=policy.image_size,
+            shard=_shard_path(partial, index),
             max_steps=max_steps,
-            warmup_steps=cfg.warmup_steps,
-            temperature=cfg.temperature,
-            init_state_set=cfg.init_state_set,
-            compression=cfg.compression,
         )
         for index in range(cfg.episodes)
         if index not in results

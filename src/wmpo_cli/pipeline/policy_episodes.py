@@ -143,6 +143,35 @@ class PolicyEpisodeJob:
     render_retries: int = 3
 
 
+def policy_job(
+    policy: PolicyInput, cfg: Any, *, index: int, seed: int, shard: Path, max_steps: int
+) -> PolicyEpisodeJob:
+    """The job for episode ``index`` of ``policy`` under a collect or eval config.
+
+    ``cfg`` supplies task, variant, scenario, warmup_steps, temperature, init_state_set,
+    compression and, when it has one, render_retries (the fields CollectConfig and EvalConfig share).
+    """
+    return PolicyEpisodeJob(
+        index=index,
+        seed=seed,
+        shard=str(shard),
+        export_dir=str(policy.export_dir),
+        policy_id=policy.manifest.id,
+        task=cfg.task,
+        variant=cfg.variant,
+        scenario=cfg.scenario,
+        instruction=policy.instruction,
+        cameras=policy.cameras,
+        image_size=policy.image_size,
+        max_steps=max_steps,
+        warmup_steps=cfg.warmup_steps,
+        temperature=cfg.temperature,
+        init_state_set=cfg.init_state_set,
+        compression=cfg.compression,
+        render_retries=getattr(cfg, "render_retries", PolicyEpisodeJob.render_retries),
+    )
+
+
 @dataclass(frozen=True)
 class PolicyEpisodeResult:
     """What the parent needs of a finished episode (the arrays stay in the shard).
@@ -167,7 +196,6 @@ class PolicyEpisodeResult:
 
 
 _POLICIES: dict[str, Any] = {}
-_ENVS: dict[tuple[Any, ...], Any] = {}
 _INIT_SETS: dict[str, Any] = {}
 
 
@@ -181,12 +209,9 @@ def cached_policy(export_dir: str) -> Any:
 
 
 def _env_for(job: PolicyEpisodeJob) -> Any:
-    from wmpo_cli.envs.tasks import make_env
+    from wmpo_cli.envs.tasks import cached_env
 
-    key = (job.task, job.variant, job.scenario, job.cameras, job.image_size)
-    if key not in _ENVS:
-        _ENVS[key] = make_env(job.task, job.variant, job.scenario, cameras=job.cameras, image_size=job.image_size)
-    return _ENVS[key]
+    return cached_env(job.task, job.variant, job.scenario, cameras=job.cameras, image_size=job.image_size)
 
 
 def _init_set(path: str) -> Any:

@@ -199,12 +199,16 @@ class VLAPolicy(nn.Module):
         inputs = {"images": torch.stack(images, dim=1)}  # (B, cameras, 3, S, S)
         if self.cfg.proprio_keys:
             assert self.proprio is not None
-            parts = [torch.as_tensor(np.asarray(obs[k]), dtype=torch.float32) for k in self.cfg.proprio_keys]
+            # Training batches arrive as tensors already on the device, acting observations as arrays.
+            parts = [
+                (obs[k] if torch.is_tensor(obs[k]) else torch.as_tensor(np.asarray(obs[k]))).to(device, torch.float32)
+                for k in self.cfg.proprio_keys
+            ]
             parts = [p.unsqueeze(0) if p.ndim == 1 else p for p in parts]
             raw = torch.cat(parts, dim=-1)
-            mean = torch.as_tensor(self.proprio.mean, dtype=torch.float32)
-            std = torch.as_tensor(self.proprio.std, dtype=torch.float32)
-            inputs["proprio"] = ((raw - mean) / std).to(device)
+            mean = torch.as_tensor(self.proprio.mean, dtype=torch.float32, device=device)
+            std = torch.as_tensor(self.proprio.std, dtype=torch.float32, device=device)
+            inputs["proprio"] = (raw - mean) / std
         return inputs
 
     def logits(self, inputs: Mapping[str, torch.Tensor], instruction: str | None = None) -> torch.Tensor:
