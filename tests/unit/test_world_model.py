@@ -126,6 +126,61 @@ def test_sampling_is_deterministic_for_a_seed_and_follows_the_actions() -> None:
     assert not torch.equal(a, b)
 
 
+class _OracleFlow(WorldModel):
+    """A network that outputs the exact rectified-flow velocity towards a fixed clean sample."""
+
+    clean: torch.Tensor
+
+    def forward(self, noisy, t, context, actions, context_noise):  # type: ignore[no-untyped-def,override]
+        return (self.clean - noisy) / t[:, None, None, None, None]
+
+
+class _Recorder(WorldModel):
+    """A network that records what it is given and outputs zeros."""
+
+    seen: list[torch.Tensor]
+
+    def forward(self, noisy, t, context, actions, context_noise):  # type: ignore[no-untyped-def,override]
+        self.seen.append(noisy.clone())
+        return torch.zeros_like(noisy)
+
+
+def _as(cls: type[WorldModel], **overrides: object) -> WorldModel:
+    base = _model(**overrides)
+    return cls(base.cfg, base.action_stats)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_the_sampler_lands_on_the_clean_sample_and_adds_back_the_last_frame(residual: bool) -> None:
+    model = _as(_OracleFlow, residual=residual)
+    ctx = torch.rand(2, 2, 3, SIZE, SIZE) * 1.2 - 0.6
+    model.clean = torch.rand(2, 4, 3, SIZE, SIZE) * 0.6 - 0.3
+    out = model.predict(ctx, torch.zeros(2, 4, 7), steps=3, generator=torch.Generator().manual_seed(0))
+    expected = (model.clean + ctx[:, -1:]) if residual else model.clean
+    assert torch.allclose(out, expected.clamp(-1, 1), atol=1e-5)
+
+
+def test_a_residual_model_sees_only_the_change_from_the_last_frame() -> None:
+    # Two still scenes (every target frame equals the last context frame) with different content:
+    # their residual is zero, so the noisy input and the loss are the same for both.
+    model = _as(_Recorder, residual=True)
+    model.seen = []
+    losses = []
+    for seed in (1, 2):
+        ctx = torch.rand(2, 2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        still = ctx[:, -1:].expand(-1, 4, -1, -1, -1).contiguous()
+        losses.append(float(model.loss(ctx, still, torch.zeros(2, 4, 7), torch.Generator().manual_seed(5))))
+    assert torch.equal(model.seen[0], model.seen[1]) and losses[0] == losses[1]
+    # Without the residual the frames themselves are generated, so the inputs differ.
+    plain = _as(_Recorder, residual=False)
+    plain.seen = []
+    for seed in (1, 2):
+        ctx = torch.rand(2, 2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+        still = ctx[:, -1:].expand(-1, 4, -1, -1, -1).contiguous()
+        plain.loss(ctx, still, torch.zeros(2, 4, 7), torch.Generator().manual_seed(5))
+    assert not torch.equal(plain.seen[0], plain.seen[1])
+
+
 def test_objectives_share_the_sampler() -> None:
     model = _model(objective="epsilon")
     ctx = torch.rand(1, 2, 3, SIZE, SIZE) * 2 - 1

@@ -168,6 +168,7 @@ class FitWorldModelConfig:
     context_noise: float = 0.1
     context_noise_sample: float = 0.02
     sample_steps: int = 10
+    residual: bool = True
     # Optimisation: AdamW (WMPO: lr 1e-4, no weight decay), warm-up then cosine decay, EMA export.
     batch_size: int = 16
     max_steps: int = 4000

@@ -33,6 +33,10 @@ class WorldModelConfig:
             at sampling the context is clean and flagged with ``context_noise_sample``.
         context_noise_sample: the context noise level the model is told at sampling time.
         sample_steps: Euler steps of the few-step sampler (WMPO: 30).
+        residual: generate each future frame as its change from the last context frame rather
+            than the frame itself. Most pixels of a manipulation scene do not move within a chunk,
+            so the change is mostly zero and the model's capacity goes to what moves (the arm,
+            the grasped object) instead of redrawing the static scene.
     """
 
     task: str
@@ -49,6 +53,7 @@ class WorldModelConfig:
     context_noise: float = 0.1
     context_noise_sample: float = 0.02
     sample_steps: int = 10
+    residual: bool = True
     format: str = field(default=WORLD_MODEL_FORMAT)
 
     @property

@@ -1,7 +1,9 @@
 """The action-conditioned pixel world model: a diffusers UNet over a window of stacked frames.
 
 Given H past frames and a chunk of F actions, it generates the F frames observed after each
-action. Frames live in [-1, 1]; the generative objective is rectified flow (WMPO's code):
+action. Frames live in [-1, 1]. With ``cfg.residual`` (the default) the generated quantity is each future
+frame minus the last context frame, added back after sampling. The generative objective is
+rectified flow (WMPO's code):
 ``x_t = (1 - t) x0 + t eps`` with the network regressing the velocity ``v = x0 - eps`` (or eps),
 ``t`` drawn logit-normal in training, and a few Euler steps from pure noise at sampling.
 
@@ -135,19 +137,21 @@ class WorldModel(nn.Module):
         """
         b = target.shape[0]
         dev = target.device
+        # The residual is taken from the clean last frame: that is the frame added back at sampling.
+        x0 = target - context[:, -1:] if self.cfg.residual else target
 
         def randn(shape: tuple[int, ...]) -> torch.Tensor:
             return torch.randn(shape, generator=generator, device="cpu").to(dev)
 
         # Logit-normal t concentrates training on mid noise levels, where the content is decided.
         t = torch.sigmoid(randn((b,)))
-        eps = randn(tuple(target.shape))
-        x_t = (1.0 - t)[:, None, None, None, None] * target + t[:, None, None, None, None] * eps
+        eps = randn(tuple(x0.shape))
+        x_t = (1.0 - t)[:, None, None, None, None] * x0 + t[:, None, None, None, None] * eps
         level = torch.rand((b,), generator=generator).to(dev) * self.cfg.context_noise
         ctx_eps = randn(tuple(context.shape))
         noisy_context = (1.0 - level)[:, None, None, None, None] * context + level[:, None, None, None, None] * ctx_eps
         out = self(x_t, t, noisy_context, actions, level)
-        goal = target - eps if self.cfg.objective == "velocity" else eps
+        goal = x0 - eps if self.cfg.objective == "velocity" else eps
         return F.mse_loss(out.float(), goal.float())
 
     # -- sampling -------------------------------------------------------------------------
@@ -181,6 +185,8 @@ class WorldModel(nn.Module):
                 x0 = (z - t_now * out) / max(1.0 - t_now, 1e-3)
                 velocity = x0 - out
             z = z + velocity / steps
+        if self.cfg.residual:
+            z = z + context[:, -1:]
         return z.clamp(-1.0, 1.0)
 
     # -- persistence ------------------------------------------------------------------------
