@@ -94,6 +94,33 @@ def test_imagination_with_the_policy_in_the_loop(run: Path, cli) -> None:
     assert read_manifest(out).metrics["imagined_steps"] == 2 * 16
 
 
+def test_imagination_from_a_rendered_initial_state_set(run: Path, cli, tmp_path: Path) -> None:
+    from wmpo_cli.pipeline.imagine import init_state_frames
+
+    common = ("--run-dir", str(tmp_path), "--recipe", "debug", "--quiet", "--seed", "3")
+    assert cli(*common, "collect", "--task", "lift", "--init-states", "2").code == 0
+    set_dir = tmp_path / "init_states" / "lift-D0-default-n2-s3"
+    result = cli(
+        *common, "imagine", "--task", "lift", "--world-model", str(run / "world_model"),
+        "--policy", str(run / "policy"), "--init-states", str(set_dir), "--set", "rollouts=3", "--set", "chunks=1",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    policy, wm = read_manifest(run / "policy"), read_manifest(run / "world_model")
+    out = tmp_path / "imagine" / f"{policy.id}-{wm.id}"
+    manifest = read_manifest(out)
+    assert [ref.role for ref in manifest.inputs] == ["world_model", "policy", "init_states"]
+    starts = init_state_frames(set_dir, "lift", "agentview", 32, 3)
+    with h5py.File(out / "imagined.hdf5") as fh:
+        frames = fh["frames"][()]
+    assert frames.shape == (3, 1 + 8, 32, 32, 3)
+    # Rollout i starts from state i mod 2, rendered after the warm-up: rollouts 0 and 2 share it.
+    assert np.array_equal(frames[:, 0], starts) and np.array_equal(starts[0], starts[2])
+    assert not np.array_equal(starts[0], starts[1]) and starts.std() > 10
+    not_a_set = cli(*common, "imagine", "--task", "lift", "--world-model", str(run / "world_model"),
+                    "--policy", str(run / "policy"), "--init-states", str(run / "demos"), "--force")  # fmt: skip
+    assert not_a_set.code == 3 and "expected 'init_states'" in not_a_set.stderr
+
+
 def test_world_model_bad_inputs(run: Path, cli, tmp_path: Path) -> None:
     missing = cli("--run-dir", str(tmp_path), "fit-world-model", "--task", "lift", "--recipe", "debug")
     assert missing.code == 3 and "does not exist" in missing.stderr

@@ -16,6 +16,9 @@ def imagine(
     source: str | None = typer.Option(
         None, "--from", help="Real episodes (default <run>/demos): held out ones for --audit, first frames otherwise."
     ),
+    init_states: str | None = typer.Option(
+        None, "--init-states", help="Start imagination from this initial-state set, rendered (instead of --from)."
+    ),
     audit: bool = typer.Option(False, "--audit", help="Replay real action chunks open-loop and score the frames."),
     rollouts: int | None = typer.Option(None, help="Imagined rollouts (one per real first frame)."),
     chunks: int | None = typer.Option(None, help="Policy chunks per rollout (0 = the task's max_steps / chunk)."),
@@ -29,7 +32,8 @@ def imagine(
 
     opts = ctx.obj
     flags = {
-        "task": task, "world_model": world_model, "policy": policy, "source": source, "audit": audit or None,
+        "task": task, "world_model": world_model, "policy": policy, "source": source, "init_state_set": init_states,
+        "audit": audit or None,
         "rollouts": rollouts, "chunks": chunks, "temperature": temperature, "sample_steps": sample_steps,
         "seed": opts.seed,
     }  # fmt: skip

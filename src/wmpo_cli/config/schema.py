@@ -216,6 +216,10 @@ class ImagineConfig:
     batch_size: int = 8
     # 0 = the model's own sampler steps.
     sample_steps: int = 0
+    # Imagination starts from these real first frames instead: an initial-state set (from
+    # `wmpo collect --init-states N`), each state rendered after the same 10 no-op warm-up steps
+    # as eval and policy rollouts.
+    init_state_set: str = ""
     # Imagination from real first frames (not the audit): how many, how long, how sampled.
     rollouts: int = 8
     chunks: int = 0

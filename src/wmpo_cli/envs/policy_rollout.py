@@ -109,6 +109,24 @@ def render_checked(env: SimEnv, camera: str, size: int, retries: int = 3) -> tup
     return frame, attempts
 
 
+def start_episode(
+    env: SimEnv, *, seed: int, warmup_steps: int = 10, initial_state: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Reset (or restore ``initial_state``), take the no-op warm-up steps, and return the observation.
+
+    The post-warm-up state is made a canonical start (controller caches and gripper ramp rebuilt
+    from the flat state), as after reset(): restoring states[0] and replaying the recorded actions
+    then reproduces an episode exactly, and a policy starts where demos start.
+    """
+    if initial_state is None:
+        env.reset(seed)
+    else:
+        env.reset_to(initial_state)
+    for _ in range(warmup_steps):
+        env.step(WARMUP_ACTION)
+    return env.reset_to(env.get_state())
+
+
 def run_policy_episode(
     env: SimEnv,
     policy: ChunkPolicy,
@@ -208,16 +226,7 @@ def _run_once(
     clock = time.perf_counter
     timings = {"physics_s": 0.0, "render_s": 0.0, "policy_s": 0.0}
     mark = clock()
-    if initial_state is None:
-        env.reset(seed)
-    else:
-        env.reset_to(initial_state)
-    for _ in range(warmup_steps):
-        env.step(WARMUP_ACTION)
-    # Make the post-warm-up state a canonical start (controller caches and gripper ramp rebuilt
-    # from the flat state), as after reset(): restoring states[0] and replaying the recorded
-    # actions then reproduces the episode exactly, and the policy starts where demos start.
-    obs = env.reset_to(env.get_state())
+    obs = start_episode(env, seed=seed, warmup_steps=warmup_steps, initial_state=initial_state)
     timings["physics_s"] += clock() - mark
 
     generator = torch.Generator().manual_seed(sampling_seed(seed)) if temperature > 0 else None

@@ -7,7 +7,8 @@ The audit replays the real action chunks of held-out episodes open-loop from the
 frames and compares the imagined frames with the recorded ones per horizon, next to the
 copy-last-frame and action-shuffle baselines (see :mod:`wmpo_cli.rl.audit`). Imagination starts
 from the first frames of real episodes (policy rollouts and eval episodes record their first
-frame after the no-op warm-up, as WMPO renders it).
+frame after the no-op warm-up, as WMPO renders it), or from an initial-state set rendered the
+same way (``--init-states SET``).
 """
 
 from __future__ import annotations
@@ -167,6 +168,26 @@ def first_frames(path: Path, camera: str, count: int) -> np.ndarray:
         return np.stack([episodes.load(name, obs_keys=[key]).obs[key][0] for name in picked])
 
 
+def init_state_frames(path: Path, task: str, camera: str, size: int, count: int) -> np.ndarray:
+    """First frames rendered from an initial-state set: state i (cycling) after the no-op warm-up."""
+    from wmpo_cli.artifacts.init_states import read_init_states
+    from wmpo_cli.envs.policy_rollout import render_checked, start_episode
+    from wmpo_cli.envs.tasks import cached_env
+
+    states = read_init_states(path)
+    if states.task != task:
+        raise UsageError(
+            f"--init-states {path} holds {states.task} states, but the world model is for {task}",
+            hint=f"create a {task} set with `wmpo collect --task {task} --init-states N`",
+        )
+    env = cached_env(states.task, states.variant, states.scenario, cameras=(camera,), image_size=size)
+    frames = []
+    for i in range(count):
+        start_episode(env, seed=int(states.seeds[i % len(states)]), initial_state=states.state_for_episode(i))
+        frames.append(render_checked(env, camera, size)[0])
+    return np.stack(frames)
+
+
 def run_imagine(cfg: ImagineConfig, run_dir: Path, *, force: bool = False) -> Manifest:
     """Imagined rollouts of the policy inside the world model, saved with videos."""
     import h5py
@@ -187,7 +208,11 @@ def run_imagine(cfg: ImagineConfig, run_dir: Path, *, force: bool = False) -> Ma
         check_compatible(policy, model)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    source_manifest = check_input(source, "episodes")
+    if cfg.init_state_set:
+        start_path, start_kind = Path(cfg.init_state_set), "init_states"
+    else:
+        start_path, start_kind = source, "episodes"
+    start_manifest = check_input(start_path, start_kind)
     task = get_task(model.cfg.task)
     chunks = cfg.chunks or -(-task.max_steps // policy.cfg.chunk)
     out = Path(run_dir) / OUTPUT_DIR / f"{policy_input.manifest.id}-{wm_manifest.id}"
@@ -201,13 +226,16 @@ def run_imagine(cfg: ImagineConfig, run_dir: Path, *, force: bool = False) -> Ma
         inputs=[
             InputRef("world_model", wm_manifest.id, lineage_path(wm_path, out)),
             InputRef("policy", policy_input.manifest.id, lineage_path(policy_input.directory, out)),
-            InputRef("episodes", source_manifest.id, lineage_path(source, out)),
+            InputRef(start_kind, start_manifest.id, lineage_path(start_path, out)),
         ],
         force=force,
         outputs=(IMAGINED_FILE,),
         extra={"task": model.cfg.task},
     )
-    frames0 = first_frames(source, model.cfg.camera, cfg.rollouts)
+    if cfg.init_state_set:
+        frames0 = init_state_frames(start_path, model.cfg.task, model.cfg.camera, model.cfg.image_size, cfg.rollouts)
+    else:
+        frames0 = first_frames(source, model.cfg.camera, cfg.rollouts)
     started = time.perf_counter()
     with console.progress() as bar:
         bar_task = bar.add_task(f"imagine {model.cfg.task}", total=chunks, info=f"{cfg.rollouts} rollouts")
