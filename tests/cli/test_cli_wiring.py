@@ -30,7 +30,7 @@ def test_help_lists_commands_without_importing_heavy_libraries() -> None:
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    for command in ("collect", "tasks", "inspect", "recipes", "demo"):
+    for command in ("collect", "tasks", "inspect", "recipes", "demo", "fit-reward-model"):
         assert command in out
     assert "HEAVY []" in out
 

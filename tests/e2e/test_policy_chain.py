@@ -65,6 +65,21 @@ def test_demo_fits_a_world_model_and_audits_it(demo_run: Path) -> None:
     assert read_manifest(audit).complete
 
 
+def test_demo_fits_a_reward_model_on_demos_noisy_episodes_and_eval(demo_run: Path) -> None:
+    demos, policy = read_manifest(demo_run / "demos"), read_manifest(demo_run / "policy")
+    noisy = read_manifest(demo_run / "noisy" / "demos")
+    assert noisy.complete and noisy.metrics["episodes"] == 4 and noisy.id != demos.id
+    rm = read_manifest(demo_run / "reward_model")
+    assert rm.complete and [(r.role, r.path) for r in rm.inputs] == [
+        ("episodes", "../demos"),
+        ("episodes", "../noisy/demos"),
+        ("episodes", f"../eval/{policy.id}/default"),
+    ]
+    # The 4 eval episodes are real policy rollouts: they count into the budget ledger.
+    assert rm.extra["real_episodes"] == 4
+    assert rm.metrics["evaluated_on"] == "validation" and 0.0 <= rm.metrics["threshold"] <= 1.0
+
+
 def test_fit_policy_logs_and_exports_a_loadable_policy(demo_run: Path) -> None:
     from wmpo_cli.models.policy.vla import VLAPolicy
 

@@ -30,6 +30,7 @@ SUPPORTED_KIND_VERSIONS: dict[str, int] = {
     "init_states": 1,
     "policy": 1,
     "world_model": 1,
+    "reward_model": 1,
     "audit": 1,
     "imagined": 1,
 }

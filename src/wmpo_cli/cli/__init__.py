@@ -55,9 +55,22 @@ def global_options(
 
 
 def _register() -> None:
-    from wmpo_cli.cli import collect, demo, eval, fit_policy, fit_world_model, imagine, inspect, recipes, tasks
+    from wmpo_cli.cli import (
+        collect,
+        demo,
+        eval,
+        fit_policy,
+        fit_reward_model,
+        fit_world_model,
+        imagine,
+        inspect,
+        recipes,
+        tasks,
+    )
 
-    for module in (collect, fit_policy, eval, fit_world_model, imagine, tasks, inspect, recipes, demo):
+    for module in (
+        collect, fit_policy, eval, fit_world_model, imagine, fit_reward_model, tasks, inspect, recipes, demo
+    ):  # fmt: skip
         module.register(app)
 
 

@@ -6,6 +6,7 @@ from wmpo_cli.config.schema import (
     CollectConfig,
     EvalConfig,
     FitPolicyConfig,
+    FitRewardModelConfig,
     FitWorldModelConfig,
     ImagineConfig,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "CollectConfig",
     "EvalConfig",
     "FitPolicyConfig",
+    "FitRewardModelConfig",
     "FitWorldModelConfig",
     "ImagineConfig",
     "config_diff",

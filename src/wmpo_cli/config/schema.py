@@ -199,6 +199,63 @@ class FitWorldModelConfig:
 
 
 @dataclass(frozen=True)
+class FitRewardModelConfig:
+    """`wmpo fit-reward-model`: the video success classifier and its calibrated threshold."""
+
+    task: str = "lift"
+    # Labelled episodes artifacts to learn from ("" / none = <run>/demos): expert demos, noisy-expert
+    # failures, policy rollouts. Each one's ``valid`` mask (or, when it has none, a seeded
+    # ``valid_fraction`` of its episodes) is held out for validation and threshold calibration.
+    # (`--episodes PATH`, repeatable.)
+    sources: tuple[str, ...] = ()
+    # Held-out artifacts used only for the final evaluation (episode precision/recall/F1 and
+    # finish-step error in the manifest); none = report the validation split's numbers.
+    test: tuple[str, ...] = ()
+    valid_fraction: float = 0.1
+    camera: str = "agentview"
+    # 0 = the episodes' frame size.
+    image_size: int = 0
+    # Architecture (see wmpo_cli.models.reward_model.config.RewardModelConfig for each field).
+    clip_frames: int = 8
+    stride: int = 1
+    crop_scale: float = 0.9
+    patch_size: int = 8
+    tubelet_size: int = 2
+    hidden_size: int = 192
+    layers: int = 4
+    heads: int = 3
+    intermediate_size: int = 768
+    dropout: float = 0.0
+    # A local VideoMAE directory to start from (e.g. a downloaded videomae-base); "" = from scratch.
+    pretrained: str = ""
+    # The threshold reaches this episode-level precision on the validation split, at the best F1
+    # there; 0 = the best-F1 threshold.
+    target_precision: float = 0.95
+    # Optimisation: AdamW, warm-up then cosine decay; batches balance success and failure clips.
+    batch_size: int = 32
+    max_steps: int = 1500
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    val_every: int = 250
+    val_windows: int = 512
+    checkpoint_every: int = 250
+    log_every: int = 25
+    # Clips per forward pass when scoring whole episodes (calibration, evaluation).
+    score_batch_size: int = 64
+    accelerator: str = "auto"
+    devices: int = 1
+    strategy: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+    seed: int = 0
+
+    STAGE: ClassVar[str] = "fit-reward-model"
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("num_workers", "log_every", "checkpoint_every", "score_batch_size")
+
+
+@dataclass(frozen=True)
 class ImagineConfig:
     """`wmpo imagine`: imagined rollouts of a policy, or (--audit) the world model against real episodes."""
 
@@ -237,4 +294,5 @@ STAGE_CONFIGS: dict[str, type] = {
     "eval": EvalConfig,
     "fit-world-model": FitWorldModelConfig,
     "imagine": ImagineConfig,
+    "fit-reward-model": FitRewardModelConfig,
 }

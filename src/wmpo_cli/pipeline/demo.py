@@ -2,6 +2,7 @@
 
     collect (200 expert demos at 64 px) -> fit-policy -> eval (greedy, fresh seeds)
                                         -> fit-world-model -> imagine --audit (held-out demos)
+    collect --expert-noise (labelled failures) -> fit-reward-model (demos + noisy + eval episodes)
 
 A stage whose complete artifact is already there with the same config is reused, so re-running
 `make demo` after an interruption continues where it stopped.
@@ -10,6 +11,7 @@ A stage whose complete artifact is already there with the same config is reused,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +23,21 @@ from wmpo_cli.config import (
     CollectConfig,
     EvalConfig,
     FitPolicyConfig,
+    FitRewardModelConfig,
     FitWorldModelConfig,
     ImagineConfig,
     config_hash,
     resolve_config,
 )
 from wmpo_cli.errors import ArtifactError, ConfigError
-from wmpo_cli.pipeline import collect, fit_policy, fit_world_model, imagine
+from wmpo_cli.pipeline import collect, fit_policy, fit_reward_model, fit_world_model, imagine
 from wmpo_cli.pipeline import eval as evaluate
 
 DEMO_TASK = "lift"
+# The reward model needs failures to calibrate on: the expert with this much action noise (std on
+# the arm dims) fails lift about half the time, from seeds the demos never used.
+FAILURE_NOISE = 1.0
+FAILURE_SEED_OFFSET = 100_000
 
 
 def _reusable(directory: Path, cfg: Any) -> Manifest | None:
@@ -53,7 +60,9 @@ def run(
 ) -> list[dict[str, Any]]:
     task_dir = Path(run_dir) / DEMO_TASK
     flags = {"task": DEMO_TASK, "seed": seed}
-    stage_sets = _sets_per_stage(sets, (CollectConfig, FitPolicyConfig, EvalConfig, FitWorldModelConfig, ImagineConfig))
+    stage_sets = _sets_per_stage(
+        sets, (CollectConfig, FitPolicyConfig, EvalConfig, FitWorldModelConfig, ImagineConfig, FitRewardModelConfig)
+    )
     steps: list[dict[str, Any]] = []
 
     def stage(name: str, cfg: Any, out: Path, runner: Any) -> Manifest:
@@ -71,7 +80,8 @@ def run(
     collect_cfg = resolve_config(
         CollectConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[CollectConfig]
     )
-    stage("collect", collect_cfg, collect.output_dir(collect_cfg, task_dir), collect.run)
+    demos = collect.output_dir(collect_cfg, task_dir)
+    stage("collect", collect_cfg, demos, collect.run)
     fit_cfg = resolve_config(
         FitPolicyConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[FitPolicyConfig]
     )
@@ -79,7 +89,8 @@ def run(
     eval_cfg = resolve_config(
         EvalConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[EvalConfig]
     )
-    stage("eval", eval_cfg, evaluate.output_dir(eval_cfg, task_dir, policy.id), evaluate.run)
+    eval_dir = evaluate.output_dir(eval_cfg, task_dir, policy.id)
+    stage("eval", eval_cfg, eval_dir, evaluate.run)
     wm_cfg = resolve_config(
         FitWorldModelConfig, task=DEMO_TASK, recipes=recipes, flags=flags, overrides=stage_sets[FitWorldModelConfig]
     )
@@ -89,6 +100,28 @@ def run(
         overrides=stage_sets[ImagineConfig],
     )  # fmt: skip
     stage("audit", audit_cfg, task_dir / imagine.OUTPUT_DIR / f"audit-{world_model.id}", imagine.run_audit)
+    noisy_dir = task_dir / "noisy"
+    noisy_cfg = replace(
+        collect_cfg,
+        episodes=max(4, collect_cfg.episodes // 5),
+        expert_noise=FAILURE_NOISE,
+        seed=collect_cfg.seed + FAILURE_SEED_OFFSET,
+    )
+    stage(
+        "collect (noisy)",
+        noisy_cfg,
+        collect.output_dir(noisy_cfg, noisy_dir),
+        lambda cfg, _, force: collect.run(cfg, noisy_dir, force=force),
+    )
+    rm_flags = {**flags, "sources": (str(demos), str(collect.output_dir(noisy_cfg, noisy_dir)), str(eval_dir))}
+    rm_cfg = resolve_config(
+        FitRewardModelConfig,
+        task=DEMO_TASK,
+        recipes=recipes,
+        flags=rm_flags,
+        overrides=stage_sets[FitRewardModelConfig],
+    )
+    stage("fit-reward-model", rm_cfg, task_dir / fit_reward_model.OUTPUT_DIR, fit_reward_model.run)
     return steps
 
 
@@ -125,6 +158,13 @@ def _summary(step: dict[str, Any]) -> str:
             f"@{k.split('@')[1]}: {m[k]:.1f} vs copy {m['copy_last/psnr@' + k.split('@')[1]]:.1f}" for k in h
         )
         return f"PSNR dB {cells}"
+    if step["stage"] == "fit-reward-model":
+        mae = m.get("eval_finish_mae")
+        return (
+            f"{m.get('steps')} steps in {m.get('wall_s', 0):.0f} s, threshold {m.get('threshold', 0):.3f}, "
+            f"{m.get('evaluated_on')} F1 {m.get('eval_f1', 0):.3f}, finish-step error "
+            + ("n/a" if mae is None else f"{mae:.1f}")
+        )
     if step["stage"] == "eval":
         lo, hi = m.get("wilson_95", [0.0, 0.0])
         rate = m.get("success_rate", 0)

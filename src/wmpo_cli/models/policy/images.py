@@ -40,16 +40,24 @@ def preprocess(frames: torch.Tensor, size: int, crop_scale: float) -> torch.Tens
     return out * 2.0 - 1.0
 
 
-def augment(frames: torch.Tensor, size: int, crop_scale: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Training: a random crop of the same area anywhere in the frame, brightness/contrast jitter."""
+def augment(
+    frames: torch.Tensor, size: int, crop_scale: float, generator: torch.Generator | None, group: int = 1
+) -> torch.Tensor:
+    """Training: a random crop of the same area anywhere in the frame, brightness/contrast jitter.
+
+    With ``group`` > 1, each run of ``group`` consecutive frames (a video clip) shares one crop and
+    one jitter, so the augmentation never fakes motion between the frames of a clip.
+    """
     images = to_unit_float(frames)
-    batch = images.shape[0]
+    if images.shape[0] % group:
+        raise ValueError(f"{images.shape[0]} frames do not split into groups of {group}")
+    draws = images.shape[0] // group
     side = math.sqrt(crop_scale)
     # The crop centre may move as far as keeps the crop inside the frame.
-    centres = (torch.rand(batch, 2, generator=generator) * 2.0 - 1.0) * (1.0 - side)
-    out = _crop_resize(images, centres.to(images.device), side, size)
-    brightness = (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5) * 0.2
-    contrast = 1.0 + (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5) * 0.2
+    centres = (torch.rand(draws, 2, generator=generator) * 2.0 - 1.0) * (1.0 - side)
+    out = _crop_resize(images, centres.repeat_interleave(group, 0).to(images.device), side, size)
+    brightness = ((torch.rand(draws, 1, 1, 1, generator=generator) - 0.5) * 0.2).repeat_interleave(group, 0)
+    contrast = (1.0 + (torch.rand(draws, 1, 1, 1, generator=generator) - 0.5) * 0.2).repeat_interleave(group, 0)
     mean = out.mean(dim=(1, 2, 3), keepdim=True)
     out = ((out - mean) * contrast.to(out.device) + mean + brightness.to(out.device)).clamp(0.0, 1.0)
     return out * 2.0 - 1.0

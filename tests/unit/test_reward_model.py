@@ -1,0 +1,112 @@
+"""The reward model on a tiny VideoMAE: scoring, finish steps, export round trip, clip data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from wmpo_cli.models.policy.images import augment
+from wmpo_cli.models.reward_model import RewardModel, RewardModelConfig, RewardModelLoadError
+from wmpo_cli.models.reward_model.data import ClipDataset, LabelledEpisode
+
+TINY = {"patch_size": 16, "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64}
+
+
+def _model(**kw: object) -> RewardModel:
+    torch.manual_seed(0)
+    return RewardModel(RewardModelConfig(task="lift", image_size=32, clip_frames=4, **{**TINY, **kw}))  # type: ignore[arg-type]
+
+
+def _frames(length: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (length, 32, 32, 3), dtype=np.uint8)
+
+
+def _set_classifier(model: RewardModel, bias: float) -> None:
+    with torch.no_grad():
+        model.backbone.classifier.weight.zero_()
+        model.backbone.classifier.bias.fill_(bias)
+
+
+def test_score_has_one_probability_per_window_and_batches_do_not_change_it() -> None:
+    model = _model()
+    episodes = [_frames(10, 1), _frames(3, 2), _frames(4, 3)]
+    together = model.score_many(episodes, batch_size=5)
+    assert [len(s) for s in together] == [7, 1, 1]
+    for frames, scores in zip(episodes, together, strict=True):
+        alone = model.score(frames, batch_size=2)
+        np.testing.assert_allclose(alone, scores, rtol=1e-5, atol=1e-6)
+        assert ((scores > 0) & (scores < 1)).all()
+    assert model.score_many([]) == []
+
+
+def test_first_success_edge_cases() -> None:
+    model = _model()
+    frames = _frames(10)
+    _set_classifier(model, 8.0)  # every window is a success: the first one, ending at step 3
+    assert model.first_success(frames) == 3
+    assert model.first_success(_frames(2)) == 1  # a padded single window ends at the last step
+    _set_classifier(model, -8.0)  # no window is
+    assert model.first_success(frames) is None
+    assert model.first_success_many([frames, _frames(6)]) == [None, None]
+    # The threshold is the model's calibrated one unless given.
+    _set_classifier(model, 0.0)  # p = 0.5 everywhere
+    assert model.first_success(frames) == 3  # threshold 0.5 counts
+    assert model.first_success(frames, threshold=0.6) is None
+
+
+def test_export_round_trip_keeps_scores_and_threshold(tmp_path: Path) -> None:
+    model = _model()
+    model.cfg = model.cfg.with_threshold(0.62, 0.95)
+    model.save_pretrained(tmp_path / "rm")
+    loaded = RewardModel.from_pretrained(tmp_path / "rm")
+    assert loaded.cfg == model.cfg and loaded.cfg.threshold == 0.62
+    frames = _frames(9)
+    np.testing.assert_array_equal(loaded.score(frames), model.eval().score(frames))
+    data = json.loads((tmp_path / "rm" / "config.json").read_text())
+    assert data["format"] == "wmpo.reward_model/1" and data["videomae"]["num_frames"] == 4
+
+
+def test_bad_exports_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(RewardModelLoadError, match="not a reward-model export"):
+        RewardModel.from_pretrained(tmp_path)
+    _model().save_pretrained(tmp_path / "rm")
+    config = tmp_path / "rm" / "config.json"
+    data = json.loads(config.read_text())
+    config.write_text(json.dumps({**data, "format": "wmpo.world_model/1"}))
+    with pytest.raises(RewardModelLoadError, match="not a wmpo reward-model config"):
+        RewardModel.from_pretrained(tmp_path / "rm")
+    data["videomae"]["hidden_size"] = 64
+    data["videomae"]["intermediate_size"] = 128
+    config.write_text(json.dumps(data))
+    with pytest.raises(RewardModelLoadError, match="weights do not fit") as info:
+        RewardModel.from_pretrained(tmp_path / "rm")
+    assert "\n" not in str(info.value)
+
+
+def test_clip_augmentation_is_shared_within_a_clip() -> None:
+    frame = _frames(1)
+    clips = torch.from_numpy(np.repeat(frame, 8, axis=0))  # two clips of 4 identical frames
+    out = augment(clips, 32, 0.8, torch.Generator().manual_seed(0), group=4)
+    assert torch.equal(out[0], out[3]) and torch.equal(out[4], out[7])
+    assert not torch.equal(out[0], out[4])  # different clips, different crops
+    with pytest.raises(ValueError, match="groups of 3"):
+        augment(clips, 32, 0.8, None, group=3)
+
+
+def test_clip_dataset_labels_and_balanced_weights() -> None:
+    success = np.zeros(8, dtype=bool)
+    success[6:] = True
+    episodes = [LabelledEpisode(_frames(8), success), LabelledEpisode(_frames(5), np.zeros(5, dtype=bool))]
+    data = ClipDataset(episodes, clip_frames=4, stride=1)
+    # Windows end at 3..7 in the first episode and 3..4 in the second.
+    assert data.index.tolist() == [[0, 3], [0, 4], [0, 5], [0, 6], [0, 7], [1, 3], [1, 4]]
+    assert data.labels.tolist() == [False, False, False, True, True, False, False]
+    weights = data.balanced_weights()
+    assert weights[data.labels].sum() == pytest.approx(0.5) and weights[~data.labels].sum() == pytest.approx(0.5)
+    item = data[3]
+    assert item["clip"].shape == (4, 32, 32, 3) and item["clip"].dtype == torch.uint8 and item["label"] == 1.0
+    np.testing.assert_array_equal(item["clip"].numpy(), episodes[0].frames[3:7])
