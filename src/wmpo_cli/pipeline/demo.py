@@ -35,7 +35,8 @@ from wmpo_cli.pipeline import eval as evaluate
 
 DEMO_TASK = "lift"
 # The reward model needs failures to calibrate on: the expert with this much action noise (std on
-# the arm dims) fails lift about half the time, from seeds the demos never used.
+# the arm dims) fails lift about 90 % of the time (measured: 6 successes in 60), from seeds the
+# demos never used.
 FAILURE_NOISE = 1.0
 FAILURE_SEED_OFFSET = 100_000
 

@@ -154,14 +154,14 @@ def _check_task(path: Path, manifest: Manifest, task: str) -> None:
 
 
 def _real_episodes(manifest: Manifest, path: Path) -> int:
-    """Real policy rollouts an input consumed: collect --source policy records them; eval
-    artifacts hold policy rollouts too (every episode counts)."""
+    """Real policy rollouts an input consumed (the budget P): those of `collect --source policy`
+    (its ledger entry) and of eval artifacts (every episode); expert episodes are not the budget."""
+    if manifest.extra.get("source") != "policy":
+        return 0
     if "real_episodes" in manifest.extra:
         return int(manifest.extra["real_episodes"])
-    if manifest.extra.get("source") == "policy":
-        with EpisodesFile(path / EPISODES_FILE) as episodes:
-            return len(episodes.demo_names)
-    return 0
+    with EpisodesFile(path / EPISODES_FILE) as episodes:
+        return len(episodes.demo_names)
 
 
 def score_episodes(model: Any, episodes: Sequence[Any], batch_size: int) -> list[Any]:
