@@ -84,6 +84,10 @@ def test_manifest_lineage_export_and_calibration_files(run: Path, data: Path) ->
     model = RewardModel.from_pretrained(run / "reward_model" / "export")
     assert model.cfg.threshold == m["threshold"] and model.cfg.target_precision == 0.95
     assert model.cfg.clip_frames == 8 and model.cfg.hidden_size == 32
+    # Balanced batches assume even odds; the export carries log(success / other) training windows.
+    assert model.cfg.logit_offset == pytest.approx(
+        np.log(m["train_success_clips"] / (m["train_clips"] - m["train_success_clips"]))
+    )
     assert sorted(manifest.files) == [
         "calibration/reliability.png", "calibration/scores.json", "export/config.json", "export/model.safetensors"
     ]  # fmt: skip

@@ -58,6 +58,15 @@ def test_first_success_edge_cases() -> None:
     assert model.first_success(frames, threshold=0.6) is None
 
 
+def test_the_logit_offset_restores_the_base_rate() -> None:
+    from dataclasses import replace
+
+    model = _model()
+    _set_classifier(model, 0.0)  # even odds, as balanced batches teach
+    model.cfg = replace(model.cfg, logit_offset=float(np.log(1 / 3)))  # 1 success window in 4
+    np.testing.assert_allclose(model.score(_frames(6)), 0.25, rtol=1e-6)
+
+
 def test_export_round_trip_keeps_scores_and_threshold(tmp_path: Path) -> None:
     model = _model()
     model.cfg = model.cfg.with_threshold(0.62, 0.95)

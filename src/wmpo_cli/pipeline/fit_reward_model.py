@@ -21,10 +21,12 @@ Policy rollouts among the inputs count into the budget ledger (``extra.real_epis
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -311,6 +313,8 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     # Calibration on the validation episodes, then the held-out evaluation at that threshold.
     scoring_started = time.perf_counter()
     model = module.model.eval()
+    negatives = max(1, len(train_set) - positives)
+    model.cfg = replace(model.cfg, logit_offset=math.log(positives / negatives))
     valid_scores = score_episodes(model, valid, cfg.score_batch_size)
     choice = choose_threshold(valid_scores, cfg.target_precision)
     if not choice.reached_target:

@@ -26,6 +26,10 @@ class RewardModelConfig:
         patch_size / tubelet_size / hidden_size / layers / heads / intermediate_size: the
             VideoMAE shape (WMPO uses videomae-base: 16 / 2 / 768 / 12 / 12 / 3072 at 224 px).
         threshold: the calibrated decision threshold on a window's success probability.
+        logit_offset: added to the network's logit before the sigmoid. Training batches are half
+            success, so the raw logit assumes even odds; the offset, log(positives / negatives)
+            of the training windows, restores the real base rate so probabilities are calibrated
+            (the threshold, chosen after it, makes the same decisions either way).
         target_precision: the validation precision the threshold was chosen to reach (0 = best F1).
         pretrained: the local VideoMAE directory the weights started from ("" = from scratch).
     """
@@ -44,6 +48,7 @@ class RewardModelConfig:
     intermediate_size: int = 768
     dropout: float = 0.0
     threshold: float = 0.5
+    logit_offset: float = 0.0
     target_precision: float = 0.0
     pretrained: str = ""
     format: str = field(default=REWARD_MODEL_FORMAT)

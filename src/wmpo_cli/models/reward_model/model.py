@@ -133,7 +133,8 @@ class RewardModel(nn.Module):
     @torch.no_grad()
     def clip_probabilities(self, clips: torch.Tensor) -> np.ndarray:
         """(N,) success probabilities of uint8 (N, F, S, S, 3) clips (one forward pass)."""
-        return torch.sigmoid(self(self.prepare(clips.to(self.device))).float()).cpu().numpy()
+        logits = self(self.prepare(clips.to(self.device))).float() + self.cfg.logit_offset
+        return torch.sigmoid(logits).cpu().numpy()
 
     def window_end_steps(self, length: int) -> np.ndarray:
         return window_end_steps(length, self.cfg.clip_frames, self.cfg.stride)

@@ -54,7 +54,10 @@ def draw_reliability(path: Path, diagram: Reliability, *, threshold: float, titl
         px, py = x_of(float(diagram.mean_predicted[i])), y_of(float(diagram.observed[i]))
         draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=(200, 60, 40))
     draw.line([x_of(threshold), TOP, x_of(threshold), TOP + MAIN_H], fill=(220, 120, 0), width=2)
-    draw.text((x_of(threshold) + 4, TOP + 4), f"threshold {threshold:.3f}", fill=(220, 120, 0))
+    label = f"threshold {threshold:.3f}"
+    # Left of the line when the line is near the right edge, so the label stays inside the image.
+    label_x = x_of(threshold) - 8 - 6 * len(label) if threshold > 0.7 else x_of(threshold) + 4
+    draw.text((label_x, TOP + 4), label, fill=(220, 120, 0))
     draw.text((LEFT + plot_w / 2 - 60, TOP + MAIN_H + 22), "predicted probability", fill="black")
     draw.text((8, TOP - 16), "observed success frequency", fill="black")
 
