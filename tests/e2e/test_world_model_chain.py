@@ -126,8 +126,8 @@ def test_world_model_bad_inputs(run: Path, cli, tmp_path: Path) -> None:
     assert missing.code == 3 and "does not exist" in missing.stderr
     wrong_kind = cli("--run-dir", str(run), "imagine", "--audit", "--world-model", str(run / "policy"))
     assert wrong_kind.code == 3 and "expected 'world_model'" in wrong_kind.stderr
-    bad = cli("--run-dir", str(tmp_path), "fit-world-model", "--recipe", "debug", "--set", "objective=x0")
-    assert bad.code == 2 and "unknown objective 'x0'" in bad.stderr
+    bad = cli("--run-dir", str(tmp_path), "fit-world-model", "--recipe", "debug", "--set", "objective=x1")
+    assert bad.code == 2 and "unknown objective 'x1'" in bad.stderr
     assert not (tmp_path / "world_model").exists()
 
 

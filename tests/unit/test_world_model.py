@@ -182,16 +182,45 @@ def test_a_residual_model_sees_only_the_change_from_the_last_frame() -> None:
 
 
 def test_objectives_share_the_sampler() -> None:
-    model = _model(objective="epsilon")
-    ctx = torch.rand(1, 2, 3, SIZE, SIZE) * 2 - 1
-    frames = model.predict(ctx, torch.zeros(1, 4, 7), generator=torch.Generator().manual_seed(0))
-    assert frames.shape == (1, 4, 3, SIZE, SIZE) and torch.isfinite(frames).all()
+    for objective in ("epsilon", "x0"):
+        model = _model(objective=objective)
+        ctx = torch.rand(1, 2, 3, SIZE, SIZE) * 2 - 1
+        frames = model.predict(ctx, torch.zeros(1, 4, 7), generator=torch.Generator().manual_seed(0))
+        assert frames.shape == (1, 4, 3, SIZE, SIZE) and torch.isfinite(frames).all()
+
+
+class _OracleX0(WorldModel):
+    """A network that outputs a fixed clean sample (a perfect x-prediction)."""
+
+    clean: torch.Tensor
+
+    def forward(self, noisy, t, context, actions, context_noise):  # type: ignore[no-untyped-def,override]
+        return self.clean.expand_as(noisy)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_an_x0_model_lands_on_its_prediction_in_any_number_of_steps(steps: int) -> None:
+    model = _as(_OracleX0, residual=True, objective="x0")
+    ctx = torch.rand(2, 2, 3, SIZE, SIZE) * 1.2 - 0.6
+    model.clean = torch.rand(2, 4, 3, SIZE, SIZE) * 0.6 - 0.3
+    out = model.predict(ctx, torch.zeros(2, 4, 7), steps=steps, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, (model.clean + ctx[:, -1:]).clamp(-1, 1), atol=1e-5)
+
+
+def test_the_x0_loss_is_the_clean_sample_error() -> None:
+    # A network that outputs zeros: its x0 loss is the mean square of the residual target, exactly.
+    model = _as(_Recorder, residual=True, objective="x0")
+    model.seen = []
+    ctx = torch.rand(2, 2, 3, SIZE, SIZE) * 2 - 1
+    target = torch.rand(2, 4, 3, SIZE, SIZE) * 2 - 1
+    loss = model.loss(ctx, target, torch.zeros(2, 4, 7), torch.Generator().manual_seed(0))
+    assert float(loss) == pytest.approx(float((target - ctx[:, -1:]).pow(2).mean()), rel=1e-6)
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"objective": "x0"}, "unknown objective"),
+        ({"objective": "sample"}, "unknown objective"),
         ({"attention_levels": (False,)}, "one entry per"),
         ({"image_size": 17}, "divisible by 2"),
         ({"predict_frames": 0}, ">= 1"),

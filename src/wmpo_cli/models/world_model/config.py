@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 WORLD_MODEL_FORMAT = "wmpo.world_model/1"
-OBJECTIVES = ("velocity", "epsilon")
+OBJECTIVES = ("velocity", "epsilon", "x0")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,12 @@ class WorldModelConfig:
         action_dim: D of each action (7 for the OSC pose controller).
         action_embed_dim: channels of each action's embedding plane (see ``ActionConditioner``).
         block_out_channels / layers_per_block / attention_levels: the UNet's shape.
-        objective: "velocity" (rectified flow, v = x0 - eps, as WMPO's code) or "epsilon".
+        objective: what the network outputs on the rectified-flow path: "velocity" (v = x0 - eps,
+            as WMPO's code), "epsilon", or "x0" (the clean sample, x-prediction; its loss is the
+            velocity loss weighted by t^2). All three share one Euler sampler. A small network
+            reproduces unit noise poorly (it is rarely trained near t = 1, where a velocity or eps
+            net must output the noise itself), which leaves noise in few-step samples; predicting
+            x0 skips that: one step from pure noise gives the conditional mean frame.
         context_noise: in training, context frames become (1 - s) x + s eps with s ~ U[0,
             context_noise] (WMPO: fixed 0.015 of the diffusion range) against autoregressive drift;
             at sampling the context is clean and flagged with ``context_noise_sample``.

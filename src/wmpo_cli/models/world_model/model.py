@@ -103,7 +103,7 @@ class WorldModel(nn.Module):
 
         ``context`` (B, H, 3, S, S) and ``noisy`` are in [-1, 1] frame units; ``actions`` (B, F, D)
         are already normalised; ``context_noise`` (B,) is the level the context was noised with.
-        Returns the (B, F, 3, S, S) velocity or eps, per ``cfg.objective``.
+        Returns the (B, F, 3, S, S) velocity, eps or x0, per ``cfg.objective``.
         """
         b, f, _, s, _ = noisy.shape
         per_frame, chunk = self.conditioner(actions, context_noise)
@@ -151,7 +151,7 @@ class WorldModel(nn.Module):
         ctx_eps = randn(tuple(context.shape))
         noisy_context = (1.0 - level)[:, None, None, None, None] * context + level[:, None, None, None, None] * ctx_eps
         out = self(x_t, t, noisy_context, actions, level)
-        goal = x0 - eps if self.cfg.objective == "velocity" else eps
+        goal = {"velocity": x0 - eps, "epsilon": eps, "x0": x0}[self.cfg.objective]
         return F.mse_loss(out.float(), goal.float())
 
     # -- sampling -------------------------------------------------------------------------
@@ -181,6 +181,8 @@ class WorldModel(nn.Module):
             out = self(z, t, context, actions, level).to(z.dtype)
             if self.cfg.objective == "velocity":
                 velocity = out
+            elif self.cfg.objective == "x0":  # the straight path through z at t ends at x0
+                velocity = (out - z) / t_now
             else:  # x0 from eps on the straight path, then the same Euler step
                 x0 = (z - t_now * out) / max(1.0 - t_now, 1e-3)
                 velocity = x0 - out
