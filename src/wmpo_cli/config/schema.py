@@ -164,7 +164,8 @@ class FitWorldModelConfig:
     block_out_channels: tuple[int, ...] = (64, 128, 192, 256)
     layers_per_block: int = 1
     attention_levels: tuple[bool, ...] = (False, False, True, True)
-    objective: str = "velocity"
+    # x0: measured +6 dB PSNR over velocity at 1 chunk for the tiny CPU model (README, Measured).
+    objective: str = "x0"
     context_noise: float = 0.1
     context_noise_sample: float = 0.02
     sample_steps: int = 10
