@@ -152,7 +152,7 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
     from wmpo_cli.models.policy.data import ChunkDataset
     from wmpo_cli.models.policy.training import ImitationModule, OptimSettings
     from wmpo_cli.models.policy.vla import ProprioStats, VLAPolicy
-    from wmpo_cli.pipeline.training_callbacks import JsonlLogger, RichProgress, optional_tensorboard
+    from wmpo_cli.pipeline.training_callbacks import fit_trainer
 
     task = get_task(cfg.task)
     out = Path(run_dir) / OUTPUT_DIR
@@ -226,37 +226,16 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         policy,
         OptimSettings(cfg.lr, cfg.encoder_lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, cfg.seed),
     )
-    loggers: list[Any] = [JsonlLogger(logs / METRICS_FILE)]
-    tensorboard = optional_tensorboard(logs)
-    if tensorboard is not None:
-        loggers.append(tensorboard)
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
+    trainer, ckpt_path, progress = fit_trainer(
+        cfg,
+        stage="fit-policy",
+        out=out,
+        metrics=logs / METRICS_FILE,
+        checkpoints=checkpoints,
+        precision=_precision(cfg),
+        validate=bool(valid),
+        resumed=writer.resumed,
     )
-    progress = RichProgress(f"fit-policy {cfg.task}", cfg.max_steps)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=_precision(cfg),  # type: ignore[arg-type]
-        max_steps=cfg.max_steps,
-        max_epochs=-1,
-        val_check_interval=min(cfg.val_every, cfg.max_steps) if valid else None,
-        check_val_every_n_epoch=None if valid else 1,
-        limit_val_batches=1.0 if valid else 0,
-        num_sanity_val_steps=0,
-        logger=loggers,
-        log_every_n_steps=cfg.log_every,
-        callbacks=[checkpoint, progress],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=True,
-        default_root_dir=str(out),
-    )
-    resume_from = checkpoints / "last.ckpt"
-    ckpt_path = str(resume_from) if writer.resumed and resume_from.exists() else None
-    if ckpt_path:
-        console.log(f"resuming from {resume_from}")
     console.log(
         f"fit-policy {cfg.task}: {len(train)} train / {len(valid)} valid episodes, {len(train_set)} frames, "
         f"{policy.num_parameters() / 1e6:.2f}M parameters, {_precision(cfg)} on "

@@ -217,7 +217,7 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     from wmpo_cli.models.reward_model.model import RewardModel
     from wmpo_cli.models.reward_model.plot import draw_reliability
     from wmpo_cli.models.reward_model.training import RewardModelModule, RewardModelOptim
-    from wmpo_cli.pipeline.training_callbacks import JsonlLogger, RichProgress, optional_tensorboard
+    from wmpo_cli.pipeline.training_callbacks import fit_trainer
 
     out = Path(run_dir) / OUTPUT_DIR
     writer = begin_artifact(
@@ -265,37 +265,17 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     module = RewardModelModule(
         model, RewardModelOptim(cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, cfg.grad_clip, cfg.seed)
     )
-    loggers: list[Any] = [JsonlLogger(logs / METRICS_FILE)]
-    tensorboard = optional_tensorboard(logs)
-    if tensorboard is not None:
-        loggers.append(tensorboard)
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
-    )
     precision = _precision(cfg)
-    progress = RichProgress(f"fit-reward-model {cfg.task}", cfg.max_steps)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=precision,  # type: ignore[arg-type]
-        max_steps=cfg.max_steps,
-        max_epochs=-1,
-        val_check_interval=min(cfg.val_every, cfg.max_steps),
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        logger=loggers,
-        log_every_n_steps=cfg.log_every,
-        callbacks=[checkpoint, progress],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=True,
-        default_root_dir=str(out),
+    trainer, ckpt_path, progress = fit_trainer(
+        cfg,
+        stage="fit-reward-model",
+        out=out,
+        metrics=logs / METRICS_FILE,
+        checkpoints=checkpoints,
+        precision=precision,
+        validate=True,
+        resumed=writer.resumed,
     )
-    resume_from = checkpoints / "last.ckpt"
-    ckpt_path = str(resume_from) if writer.resumed and resume_from.exists() else None
-    if ckpt_path:
-        console.log(f"resuming from {resume_from}")
     console.log(
         f"fit-reward-model {cfg.task}: {len(train)} train / {len(valid)} valid / {len(test)} test episodes, "
         f"{len(train_set)} clips ({positives} success), {model.num_parameters() / 1e6:.2f}M parameters, {precision}, "

@@ -148,7 +148,7 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
     from wmpo_cli.models.world_model.data import WindowDataset
     from wmpo_cli.models.world_model.model import WorldModel
     from wmpo_cli.models.world_model.training import WorldModelModule, WorldModelOptim
-    from wmpo_cli.pipeline.training_callbacks import JsonlLogger, RichProgress, optional_tensorboard
+    from wmpo_cli.pipeline.training_callbacks import fit_trainer
 
     out = Path(run_dir) / OUTPUT_DIR
     writer = begin_artifact(
@@ -208,39 +208,18 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
         ),
         val_sample_batches=cfg.val_sample_batches,
     )
-    loggers: list[Any] = [JsonlLogger(logs / METRICS_FILE)]
-    tensorboard = optional_tensorboard(logs)
-    if tensorboard is not None:
-        loggers.append(tensorboard)
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
-    )
     precision = _precision(cfg)
-    progress = RichProgress(f"fit-world-model {cfg.task}", cfg.max_steps)
     has_valid = bool(loaders)
-    trainer = L.Trainer(
-        accelerator=cfg.accelerator,
-        devices=cfg.devices,
-        strategy=cfg.strategy,
-        precision=precision,  # type: ignore[arg-type]
-        max_steps=cfg.max_steps,
-        max_epochs=-1,
-        val_check_interval=min(cfg.val_every, cfg.max_steps) if has_valid else None,
-        check_val_every_n_epoch=None if has_valid else 1,
-        limit_val_batches=1.0 if has_valid else 0,
-        num_sanity_val_steps=0,
-        logger=loggers,
-        log_every_n_steps=cfg.log_every,
-        callbacks=[checkpoint, progress],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=True,
-        default_root_dir=str(out),
+    trainer, ckpt_path, progress = fit_trainer(
+        cfg,
+        stage="fit-world-model",
+        out=out,
+        metrics=logs / METRICS_FILE,
+        checkpoints=checkpoints,
+        precision=precision,
+        validate=has_valid,
+        resumed=writer.resumed,
     )
-    resume_from = checkpoints / "last.ckpt"
-    ckpt_path = str(resume_from) if writer.resumed and resume_from.exists() else None
-    if ckpt_path:
-        console.log(f"resuming from {resume_from}")
     console.log(
         f"fit-world-model {cfg.task}: {len(train)} train / {len(valid)} valid episodes, {len(train_set)} windows, "
         f"{model.num_parameters() / 1e6:.2f}M parameters, {precision}, real budget {budget} episodes"

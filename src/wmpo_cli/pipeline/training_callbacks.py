@@ -1,11 +1,12 @@
-"""Lightning plumbing shared by the fit-* stages: JSONL metrics, optional TensorBoard, rich progress."""
+"""Lightning plumbing shared by the fit-* stages: JSONL metrics, optional TensorBoard, rich progress,
+and the one Trainer (step-based, checkpointed, resumable) they all train with."""
 
 from __future__ import annotations
 
 import json
 from argparse import Namespace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import lightning as L
 from lightning.pytorch.loggers import Logger
@@ -86,3 +87,82 @@ class RichProgress(L.Callback):
         if self._context is not None:
             self._context.__exit__(None, None, None)
             self._context = self._bar = None
+
+
+class TrainerSettings(Protocol):
+    """The fields of a fit-* stage config that shape its Trainer (every Fit*Config has them)."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def accelerator(self) -> str: ...
+    @property
+    def devices(self) -> int: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def max_steps(self) -> int: ...
+    @property
+    def val_every(self) -> int: ...
+    @property
+    def log_every(self) -> int: ...
+    @property
+    def checkpoint_every(self) -> int: ...
+
+
+class FitTrainer(NamedTuple):
+    trainer: L.Trainer
+    ckpt_path: str | None  # the checkpoint to resume from; None: start fresh
+    progress: RichProgress  # counts the optimiser steps run in this process (throughput)
+
+
+def fit_trainer(
+    cfg: TrainerSettings,
+    *,
+    stage: str,
+    out: Path,
+    metrics: Path,
+    checkpoints: Path,
+    precision: str,
+    validate: bool,
+    resumed: bool,
+) -> FitTrainer:
+    """The Trainer every fit-* stage uses, the checkpoint to resume from, and its progress bar.
+
+    Step-based (``max_steps``, validation every ``val_every`` steps when ``validate``), JSONL +
+    optional TensorBoard logs (``metrics`` and its folder), ``last.ckpt`` every ``checkpoint_every`` steps, the
+    project's rich progress bar instead of Lightning's. ``resumed`` is the artifact writer's verdict
+    (an unchanged config over a partial artifact); only then is ``last.ckpt`` picked up.
+    """
+    loggers: list[Any] = [JsonlLogger(metrics)]
+    tensorboard = optional_tensorboard(metrics.parent)
+    if tensorboard is not None:
+        loggers.append(tensorboard)
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
+    )
+    progress = RichProgress(f"{stage} {cfg.task}", cfg.max_steps)
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        strategy=cfg.strategy,
+        precision=precision,  # type: ignore[arg-type]
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        val_check_interval=min(cfg.val_every, cfg.max_steps) if validate else None,
+        check_val_every_n_epoch=None if validate else 1,
+        limit_val_batches=1.0 if validate else 0,
+        num_sanity_val_steps=0,
+        logger=loggers,
+        log_every_n_steps=cfg.log_every,
+        callbacks=[checkpoint, progress],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=True,
+        default_root_dir=str(out),
+    )
+    resume_from = checkpoints / "last.ckpt"
+    ckpt_path = str(resume_from) if resumed and resume_from.exists() else None
+    if ckpt_path:
+        console.log(f"resuming from {resume_from}")
+    return FitTrainer(trainer, ckpt_path, progress)
