@@ -119,3 +119,15 @@ def test_clip_dataset_labels_and_balanced_weights() -> None:
     item = data[3]
     assert item["clip"].shape == (4, 32, 32, 3) and item["clip"].dtype == torch.uint8 and item["label"] == 1.0
     np.testing.assert_array_equal(item["clip"].numpy(), episodes[0].frames[3:7])
+
+
+def test_training_frames_must_share_one_size() -> None:
+    from wmpo_cli.errors import UsageError
+    from wmpo_cli.pipeline.fit_reward_model import frame_size_of
+
+    def episode(size: int, source: str) -> LabelledEpisode:
+        return LabelledEpisode(np.zeros((3, size, size, 3), np.uint8), np.zeros(3, bool), source=source)
+
+    assert frame_size_of([episode(64, "a"), episode(64, "b")]) == 64
+    with pytest.raises(UsageError, match="a has 64x64, b has 84x84"):
+        frame_size_of([episode(64, "a"), episode(84, "b"), episode(64, "c")])

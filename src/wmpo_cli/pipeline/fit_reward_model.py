@@ -137,6 +137,22 @@ def load_labelled(path: Path, camera: str, names: Sequence[str] | None = None) -
     return out
 
 
+def frame_size_of(episodes: Sequence[Any]) -> int:
+    """The one frame size of the training episodes (clips are batched as they are stored, so a
+    mix of sizes cannot train; --test artifacts may differ, scoring resizes them)."""
+    sizes: dict[tuple[int, int], str] = {}
+    for episode in episodes:
+        sizes.setdefault(tuple(episode.frames.shape[1:3]), episode.source)
+    if len(sizes) > 1:
+        (first, first_source), (other, other_source) = list(sizes.items())[:2]
+        raise UsageError(
+            f"training episodes differ in frame size: {first_source} has {first[0]}x{first[1]}, "
+            f"{other_source} has {other[0]}x{other[1]}",
+            hint="collect every --episodes artifact with the same --image-size",
+        )
+    return int(next(iter(sizes))[0])
+
+
 def _split_source(path: Path, cfg: FitRewardModelConfig, index: int) -> tuple[list[Any], list[Any]]:
     with EpisodesFile(path / EPISODES_FILE) as episodes:
         names = episodes.demo_names
@@ -202,8 +218,7 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
             "calibration needs both successes and failures",
             hint="add failures, e.g. `wmpo collect --expert-noise 0.5` or policy rollouts, via --episodes",
         )
-    frame_size = int(train[0].frames.shape[1])
-    image_size = cfg.image_size or frame_size
+    image_size = cfg.image_size or frame_size_of(train + valid)
     budget = sum(_real_episodes(m, p) for p, m in sources)
 
     import lightning as L
