@@ -210,6 +210,18 @@ def test_collect_policy_rollouts_record_the_budget_and_lineage(policy: Path, cli
         assert ep["arrays"]["agentview_image"].shape == (12, 32, 32, 3)
     assert not (run / "demos").exists()
 
+    # --record-size keeps larger frames (e.g. for a reward model) while the policy still acts on
+    # native 32 px ones: the same seeds give the same episodes, only the recorded frames differ.
+    _ok(cli, "--run-dir", str(tmp_path / "big"), "--recipe", "debug", "--quiet", "collect", "--source", "policy",
+        "--policy", str(run / "policy"), "--episodes", "2", "--set", "max_steps=12", "--temperature", "1.6",
+        "--record-size", "48")  # fmt: skip
+    config = json.loads((tmp_path / "big" / "rollouts" / "config.json").read_text())
+    assert (config["image_size"], config["record_size"]) == (32, 48)
+    big = _episodes(tmp_path / "big" / "rollouts" / "episodes.hdf5")
+    for name, ep in episodes.items():
+        assert big[name]["arrays"]["agentview_image"].shape == (12, 48, 48, 3)
+        np.testing.assert_array_equal(big[name]["arrays"]["actions"], ep["arrays"]["actions"])
+
 
 def test_expert_collect_records_its_attempts_as_real_episodes(cli, tmp_path: Path) -> None:
     _ok(cli, "--run-dir", str(tmp_path), "--recipe", "debug", "--quiet", "collect", "--episodes", "1")

@@ -135,6 +135,21 @@ def test_policy_is_queried_on_the_current_frame_every_chunk() -> None:
         assert call["greedy"] is True and call["generator"] is None
 
 
+def test_recorded_frames_may_be_larger_than_what_the_policy_sees() -> None:
+    env, policy = FakeEnv(success_at=None), FakePolicy()
+    record, images = _run(env, policy, max_steps=20, record_size=16)
+    assert images["agentview"].shape == (20, 16, 16, 3)
+    assert images["agentview"][:, 0, 0, 0].tolist() == list(range(10, 30))  # frame t shows state t
+    for start, call in zip([0, 8, 16], policy.calls, strict=True):
+        # The policy's frame is a native 8 px render of the same state, not a resize of the record.
+        native = np.tile(np.arange(8, dtype=np.uint8)[None, :, None] * 10, (8, 1, 3))
+        native[0, 0, 0] = 10 + start
+        np.testing.assert_array_equal(call["obs"]["agentview_image"], native)
+    # The same episode as without --record-size: only the recorded frames differ.
+    same, _ = _run(FakeEnv(success_at=None), FakePolicy(), max_steps=20)
+    np.testing.assert_array_equal(same.actions, record.actions)
+
+
 def test_step_limit_counts_actions_and_a_success_on_the_last_one_counts() -> None:
     just_in_time, _ = _run(FakeEnv(success_at=10 + 12), FakePolicy(), max_steps=12)
     assert (just_in_time.success, just_in_time.success_step, len(just_in_time)) == (True, 12, 13)

@@ -35,6 +35,9 @@ def collect(
         None, help="--source policy: the policy artifact (default <run>/policy); frames are what it sees."
     ),
     temperature: float | None = typer.Option(None, help="--source policy: sampling temperature (0 = greedy)."),
+    record_size: int | None = typer.Option(
+        None, help="--source policy: record frames at this size (0 = the policy's); it still sees its own."
+    ),
     allow_task_mismatch: bool | None = typer.Option(
         None, "--allow-task-mismatch", help="--source policy: run a policy trained for another task."
     ),
@@ -51,7 +54,7 @@ def collect(
         "expert_noise": expert_noise, "successes_only": successes_only, "seed": opts.seed,
         "source": source, "source_path": source_path, "init_states": init_states,
         "init_state_set": init_state_set, "policy": policy, "temperature": temperature,
-        "allow_task_mismatch": allow_task_mismatch,
+        "record_size": record_size, "allow_task_mismatch": allow_task_mismatch,
     }  # fmt: skip
     cfg = resolve_config(CollectConfig, task=task, recipes=opts.recipes, flags=flags, overrides=opts.sets)
     manifest = stage.run(cfg, run_dir_for(opts, cfg.task), force=force)

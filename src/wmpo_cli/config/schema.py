@@ -58,6 +58,10 @@ class CollectConfig:
     temperature: float = 1.6
     warmup_steps: int = 10
     max_steps: int = 0
+    # --source policy: record frames at this size (0 = the policy's own size, what it sees); the
+    # policy still acts on native frames of its size (e.g. 128 px episodes for a reward model
+    # from a 64 px policy).
+    record_size: int = 0
     # --source policy: run a policy trained for another task (refused by default).
     allow_task_mismatch: bool = False
 
@@ -140,6 +144,9 @@ class EvalConfig:
     videos: int = 4
     allow_task_mismatch: bool = False
     compression: int = 4
+    # Record frames (episodes, videos) at this size; 0 = the policy's own size. The policy always
+    # acts on native frames of its size, so success rates do not depend on it.
+    record_size: int = 0
 
     STAGE: ClassVar[str] = "eval"
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)

@@ -140,6 +140,7 @@ def run_policy_episode(
     image_size: int,
     instruction: str | None = None,
     render_retries: int = 3,
+    record_size: int = 0,
 ) -> tuple[PolicyEpisodeRecord, dict[str, np.ndarray]]:
     """Run ``policy`` on ``env`` (module docstring: protocol and recording convention).
 
@@ -154,18 +155,23 @@ def run_policy_episode(
         temperature: 0 = greedy argmax; > 0 = one draw per token at this temperature.
         initial_state: start from this flat state (an initial-state set) instead of ``reset(seed)``.
         cameras: cameras rendered into the returned images (must include the policy's).
-        image_size: square frame size of every camera.
+        image_size: square frame size of every camera, as the policy sees it.
         instruction: the instruction the policy is given (None = its training instruction).
         render_retries: re-renders of a blank frame, and re-runs of an episode whose frames the
             renderer does not reproduce, before giving up with a RenderError.
+        record_size: the size of the returned frames (0 = ``image_size``). Another size renders
+            each camera a second time, so the policy still acts on native ``image_size`` frames
+            (a resize would change what it sees) while the episode keeps, e.g., 128 px frames
+            for a reward model that needs the detail.
 
     Returns:
-        The record and ``{camera: (T, H, W, 3) uint8}``, frame t showing ``record.states[t]``.
+        The record and ``{camera: (T, S, S, 3) uint8}`` at ``S = record_size or image_size``,
+        frame t showing ``record.states[t]``.
     """
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if warmup_steps < 0 or temperature < 0:
-        raise ValueError("warmup_steps and temperature must be >= 0")
+    if warmup_steps < 0 or temperature < 0 or record_size < 0:
+        raise ValueError("warmup_steps, temperature and record_size must be >= 0")
     missing = [camera for camera in policy.cfg.cameras if camera not in cameras]
     if missing:
         raise ValueError(f"the policy sees {', '.join(missing)}, which is not among the rendered cameras")
@@ -181,13 +187,14 @@ def run_policy_episode(
             initial_state=initial_state,
             cameras=tuple(cameras),
             image_size=image_size,
+            record_size=record_size or image_size,
             instruction=instruction,
             render_retries=render_retries,
         )
         rerendered += record.rerendered
         # A garbled (not blank) frame would have steered the policy: the episode is a pure function
         # of its inputs, so a re-run with a working renderer gives the episode it should have been.
-        if _frames_reproduce(env, record.states, images, image_size):
+        if _frames_reproduce(env, record.states, images, record_size or image_size):
             record.rerendered = rerendered
             return record, images
         rerendered += len(record) * len(cameras)
@@ -218,6 +225,7 @@ def _run_once(
     initial_state: np.ndarray | None,
     cameras: tuple[str, ...],
     image_size: int,
+    record_size: int,
     instruction: str | None,
     render_retries: int,
 ) -> tuple[PolicyEpisodeRecord, dict[str, np.ndarray]]:
@@ -251,15 +259,23 @@ def _run_once(
         flags.append(success)
         mark = clock()
         for camera in cameras:
-            frame, retried = render_checked(env, camera, image_size, render_retries)
+            frame, retried = render_checked(env, camera, record_size, render_retries)
             frames[camera].append(frame)
             rerendered += retried
+        seen: dict[str, np.ndarray] = {}
+        if not pending:  # the policy is queried now: its cameras at its own size
+            for camera in cfg.cameras:
+                if record_size == image_size:
+                    seen[camera] = frames[camera][-1]
+                else:
+                    seen[camera], retried = render_checked(env, camera, image_size, render_retries)
+                    rerendered += retried
         timings["render_s"] += clock() - mark
         for key in env.proprio_keys:
             proprio[key].append(np.asarray(obs[key], dtype=np.float64).copy())
         if not pending:
             mark = clock()
-            query: dict[str, Any] = {f"{camera}_image": frames[camera][-1] for camera in cfg.cameras}
+            query: dict[str, Any] = {f"{camera}_image": seen[camera] for camera in cfg.cameras}
             for key in cfg.proprio_keys:
                 if key not in obs:
                     raise ValueError(f"the policy needs observation {key!r}, which the env does not provide")

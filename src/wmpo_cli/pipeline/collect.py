@@ -78,6 +78,10 @@ def validate(cfg: CollectConfig) -> TaskSpec:
         raise UsageError(f"--workers must be 0 (one per core) or more, got {cfg.workers}")
     if not 16 <= cfg.image_size <= 512:
         raise UsageError(f"--image-size must be between 16 and 512 pixels, got {cfg.image_size}")
+    if cfg.record_size and not 16 <= cfg.record_size <= 512:
+        raise UsageError(f"--record-size must be 0 (the policy's size) or 16..512 pixels, got {cfg.record_size}")
+    if cfg.record_size and cfg.source != "policy":
+        raise UsageError("--record-size is for --source policy; expert and mimicgen episodes use --image-size")
     if cfg.expert_noise < 0:
         raise UsageError(f"--expert-noise must be >= 0, got {cfg.expert_noise}")
     if not 0.0 <= cfg.valid_fraction < 1.0:

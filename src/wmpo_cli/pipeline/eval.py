@@ -72,6 +72,8 @@ def validate(cfg: EvalConfig) -> None:
         raise UsageError("warmup_steps, max_steps and --videos must be >= 0")
     if not 0 <= cfg.compression <= 9:
         raise UsageError(f"compression must be a gzip level 0..9, got {cfg.compression}")
+    if cfg.record_size and not 16 <= cfg.record_size <= 512:
+        raise UsageError(f"--record-size must be 0 (the policy's size) or 16..512 pixels, got {cfg.record_size}")
 
 
 def resolve_run_dir(cfg: EvalConfig, run_dir: Path | None) -> Path:

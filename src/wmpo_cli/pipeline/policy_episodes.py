@@ -141,6 +141,12 @@ class PolicyEpisodeJob:
     init_state_set: str = ""
     compression: int = 4
     render_retries: int = 3
+    # Size of the recorded frames (0 = image_size, what the policy sees).
+    record_size: int = 0
+
+    @property
+    def frame_size(self) -> int:
+        return self.record_size or self.image_size
 
 
 def policy_job(
@@ -149,7 +155,8 @@ def policy_job(
     """The job for episode ``index`` of ``policy`` under a collect or eval config.
 
     ``cfg`` supplies task, variant, scenario, warmup_steps, temperature, init_state_set,
-    compression and, when it has one, render_retries (the fields CollectConfig and EvalConfig share).
+    compression, record_size and, when it has one, render_retries (the fields CollectConfig and
+    EvalConfig share).
     """
     return PolicyEpisodeJob(
         index=index,
@@ -169,6 +176,7 @@ def policy_job(
         init_state_set=cfg.init_state_set,
         compression=cfg.compression,
         render_retries=getattr(cfg, "render_retries", PolicyEpisodeJob.render_retries),
+        record_size=cfg.record_size,
     )
 
 
@@ -257,6 +265,7 @@ def run_policy_job(job: PolicyEpisodeJob) -> PolicyEpisodeResult:
             image_size=job.image_size,
             instruction=job.instruction,
             render_retries=job.render_retries,
+            record_size=job.record_size,
         )
     obs: dict[str, Any] = {f"{camera}_image": frames for camera, frames in images.items()}
     obs.update(record.proprio)
@@ -289,7 +298,7 @@ def run_policy_job(job: PolicyEpisodeJob) -> PolicyEpisodeResult:
     )
     env_args = env.env_args()
     env_args.setdefault("env_kwargs", {}).update(
-        {"camera_names": list(job.cameras), "camera_heights": job.image_size, "camera_widths": job.image_size}
+        {"camera_names": list(job.cameras), "camera_heights": job.frame_size, "camera_widths": job.frame_size}
     )
     write_shard(Path(job.shard), episode, env_args=env_args, compression=job.compression)
     return PolicyEpisodeResult(
