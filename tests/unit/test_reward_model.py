@@ -131,3 +131,10 @@ def test_training_frames_must_share_one_size() -> None:
     assert frame_size_of([episode(64, "a"), episode(64, "b")]) == 64
     with pytest.raises(UsageError, match="a has 64x64, b has 84x84"):
         frame_size_of([episode(64, "a"), episode(84, "b"), episode(64, "c")])
+
+
+def test_automatic_patches_cut_at_least_an_8_by_8_grid() -> None:
+    from wmpo_cli.pipeline.fit_reward_model import auto_patch_size
+
+    sizes = {16: 2, 32: 4, 64: 8, 84: 7, 96: 12, 128: 16, 100: 10, 17: 1}
+    assert {size: auto_patch_size(size) for size in sizes} == sizes

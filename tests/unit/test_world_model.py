@@ -152,7 +152,7 @@ def _as(cls: type[WorldModel], **overrides: object) -> WorldModel:
 
 @pytest.mark.parametrize("residual", [True, False])
 def test_the_sampler_lands_on_the_clean_sample_and_adds_back_the_last_frame(residual: bool) -> None:
-    model = _as(_OracleFlow, residual=residual)
+    model = _as(_OracleFlow, residual=residual, objective="velocity")
     ctx = torch.rand(2, 2, 3, SIZE, SIZE) * 1.2 - 0.6
     model.clean = torch.rand(2, 4, 3, SIZE, SIZE) * 0.6 - 0.3
     out = model.predict(ctx, torch.zeros(2, 4, 7), steps=3, generator=torch.Generator().manual_seed(0))

@@ -227,7 +227,8 @@ class FitRewardModelConfig:
     clip_frames: int = 8
     stride: int = 1
     crop_scale: float = 0.9
-    patch_size: int = 8
+    # 0 = the largest patch giving at least an 8 x 8 grid (8 px at 64 px, 16 px at 128 px).
+    patch_size: int = 0
     tubelet_size: int = 2
     hidden_size: int = 192
     layers: int = 4

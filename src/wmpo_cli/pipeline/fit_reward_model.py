@@ -74,6 +74,16 @@ def validate(cfg: FitRewardModelConfig) -> None:
         raise UsageError(f"target_precision must be in [0, 1] (0 = best F1), got {cfg.target_precision}")
 
 
+def auto_patch_size(image_size: int) -> int:
+    """The largest patch that still cuts a frame into at least 8 x 8 patches (and divides it).
+
+    The token count, hence the cost of a step, then hardly depends on the frame size: 128 px
+    frames with 16 px patches cost what 64 px frames with 8 px patches do, while every patch
+    embedding sees 4x the pixels (the detail a small lifted cube needs).
+    """
+    return max(p for p in range(1, max(1, image_size // 8) + 1) if image_size % p == 0)
+
+
 def _model_config(cfg: FitRewardModelConfig, image_size: int) -> Any:
     from wmpo_cli.models.reward_model.config import RewardModelConfig
 
@@ -84,7 +94,7 @@ def _model_config(cfg: FitRewardModelConfig, image_size: int) -> Any:
         clip_frames=cfg.clip_frames,
         stride=cfg.stride,
         crop_scale=cfg.crop_scale,
-        patch_size=cfg.patch_size,
+        patch_size=cfg.patch_size or auto_patch_size(image_size),
         tubelet_size=cfg.tubelet_size,
         hidden_size=cfg.hidden_size,
         layers=cfg.layers,

@@ -27,7 +27,8 @@ class WorldModelConfig:
         action_dim: D of each action (7 for the OSC pose controller).
         action_embed_dim: channels of each action's embedding plane (see ``ActionConditioner``).
         block_out_channels / layers_per_block / attention_levels: the UNet's shape.
-        objective: what the network outputs on the rectified-flow path: "velocity" (v = x0 - eps,
+        objective: what the network outputs on the rectified-flow path (default "x0", the
+            stage default too): "velocity" (v = x0 - eps,
             as WMPO's code), "epsilon", or "x0" (the clean sample, x-prediction; its loss is the
             velocity loss weighted by t^2). All three share one Euler sampler. A small network
             reproduces unit noise poorly (it is rarely trained near t = 1, where a velocity or eps
@@ -54,7 +55,7 @@ class WorldModelConfig:
     block_out_channels: tuple[int, ...] = (64, 128, 192, 256)
     layers_per_block: int = 1
     attention_levels: tuple[bool, ...] = (False, False, True, True)
-    objective: str = "velocity"
+    objective: str = "x0"
     context_noise: float = 0.1
     context_noise_sample: float = 0.02
     sample_steps: int = 10
