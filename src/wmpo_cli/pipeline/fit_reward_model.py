@@ -41,6 +41,7 @@ from wmpo_cli.config import FitRewardModelConfig
 from wmpo_cli.envs.tasks import get_task
 from wmpo_cli.errors import ArtifactError, UsageError
 from wmpo_cli.pipeline.fit_policy import quiet_lightning
+from wmpo_cli.pipeline.frame_sizes import one_frame_size
 
 ARTIFACT_KIND = "reward_model"
 ARTIFACT_KIND_VERSION = 1
@@ -148,19 +149,8 @@ def load_labelled(path: Path, camera: str, names: Sequence[str] | None = None) -
 
 
 def frame_size_of(episodes: Sequence[Any]) -> int:
-    """The one frame size of the training episodes (clips are batched as they are stored, so a
-    mix of sizes cannot train; --test artifacts may differ, scoring resizes them)."""
-    sizes: dict[tuple[int, int], str] = {}
-    for episode in episodes:
-        sizes.setdefault(tuple(episode.frames.shape[1:3]), episode.source)
-    if len(sizes) > 1:
-        (first, first_source), (other, other_source) = list(sizes.items())[:2]
-        raise UsageError(
-            f"training episodes differ in frame size: {first_source} has {first[0]}x{first[1]}, "
-            f"{other_source} has {other[0]}x{other[1]}",
-            hint="collect every --episodes artifact with the same --image-size",
-        )
-    return int(next(iter(sizes))[0])
+    """The one frame size of the training episodes (--test artifacts may differ: scoring resizes)."""
+    return one_frame_size((episode.source, episode.frames.shape) for episode in episodes)
 
 
 def _split_source(path: Path, cfg: FitRewardModelConfig, index: int) -> tuple[list[Any], list[Any]]:

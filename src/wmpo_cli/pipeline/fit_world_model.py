@@ -31,6 +31,7 @@ from wmpo_cli.config import FitWorldModelConfig
 from wmpo_cli.envs.tasks import get_task
 from wmpo_cli.errors import ArtifactError, UsageError
 from wmpo_cli.pipeline.fit_policy import quiet_lightning
+from wmpo_cli.pipeline.frame_sizes import one_frame_size
 
 ARTIFACT_KIND = "world_model"
 ARTIFACT_KIND_VERSION = 1
@@ -122,14 +123,17 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
     train: list[Any] = []
     valid: list[Any] = []
     weights: list[float] = []
+    shapes: list[tuple[str, tuple[int, ...]]] = []
     for path, role, _ in sources:
         part = load_frames(path, cfg.camera, "train")
         train += part
         weights += [cfg.rollout_weight if role == "rollouts" else 1.0] * len(part)
-        valid += load_frames(path, cfg.camera, "valid")
+        held_out = load_frames(path, cfg.camera, "valid")
+        valid += held_out
+        shapes += [(str(path), e.frames.shape) for e in part + held_out]
     if not train:
         raise UsageError(f"{source}: no training episodes")
-    frame_size = int(train[0].frames.shape[1])
+    frame_size = one_frame_size(shapes)
     image_size = cfg.image_size or frame_size
     if image_size != frame_size:
         raise UsageError(
