@@ -104,6 +104,7 @@ def test_an_export_without_normalisation_is_a_one_line_error(cli, lift_policy: P
         (["collect", "--policy", "x"], "--policy and --allow-task-mismatch are only used with --source policy"),
         (["eval", "--task", "lift", "--record-size", "8"], "--record-size must be 0 (the policy's size) or 16..512"),
         (["collect", "--record-size", "128"], "--record-size is for --source policy"),
+        (["eval", "--task", "lift", "--set", "hold_steps=0"], "hold_steps must be >= 1"),
     ],
 )
 def test_bad_numbers_and_combinations(cli, tmp_path: Path, args: list[str], message: str) -> None:

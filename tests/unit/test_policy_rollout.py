@@ -150,6 +150,19 @@ def test_recorded_frames_may_be_larger_than_what_the_policy_sees() -> None:
     np.testing.assert_array_equal(same.actions, record.actions)
 
 
+def test_a_hold_records_entries_past_the_first_success_and_keeps_its_step() -> None:
+    env, policy = FakeEnv(success_at=10 + 11), FakePolicy()
+    record, images = _run(env, policy, hold_steps=4)
+    # Success first at entry 11; entries 11..14 are the hold, each with the action taken there.
+    assert (len(record), record.success, record.success_step) == (15, True, 11)
+    assert record.success_flags.tolist() == [False] * 11 + [True] * 4
+    assert record.actions[:, 0].tolist() == [*range(8), *range(100, 107)]
+    assert images["agentview"][:, 0, 0, 0].tolist() == list(range(10, 25))
+    # A success on the last allowed action is still held, past max_steps.
+    late, _ = _run(FakeEnv(success_at=10 + 12), FakePolicy(), max_steps=12, hold_steps=3)
+    assert (len(late), late.success_step, late.success_flags.sum()) == (15, 12, 3)
+
+
 def test_step_limit_counts_actions_and_a_success_on_the_last_one_counts() -> None:
     just_in_time, _ = _run(FakeEnv(success_at=10 + 12), FakePolicy(), max_steps=12)
     assert (just_in_time.success, just_in_time.success_step, len(just_in_time)) == (True, 12, 13)
@@ -195,3 +208,5 @@ def test_bad_arguments_are_rejected() -> None:
         _run(FakeEnv(None), FakePolicy(), max_steps=0)
     with pytest.raises(ValueError, match="agentview"):
         _run(FakeEnv(None), FakePolicy(), cameras=("robot0_eye_in_hand",))
+    with pytest.raises(ValueError, match="hold_steps must be >= 1"):
+        _run(FakeEnv(None), FakePolicy(), hold_steps=0)

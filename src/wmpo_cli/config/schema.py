@@ -38,7 +38,8 @@ class CollectConfig:
     max_attempts: int = 0
     # 0 = the task's collection horizon from the registry.
     horizon: int = 0
-    # An episode ends once this many consecutive frames show success (so the frames show it).
+    # An expert episode ends once this many consecutive frames show success (so the frames show
+    # it); a policy rollout records this many entries from its first success on.
     hold_steps: int = 10
     valid_fraction: float = 0.1
     # gzip level for image datasets (0 = uncompressed); robomimic readers accept any level.
@@ -147,6 +148,10 @@ class EvalConfig:
     # Record frames (episodes, videos) at this size; 0 = the policy's own size. The policy always
     # acts on native frames of its size, so success rates do not depend on it.
     record_size: int = 0
+    # Entries recorded from the first success on: 1 = stop there (WMPO's protocol); e.g. 10 keeps
+    # the success visible, as expert demos do, for episodes that later train a reward model.
+    # Success rate and lengths count to the first success either way.
+    hold_steps: int = 1
 
     STAGE: ClassVar[str] = "eval"
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)

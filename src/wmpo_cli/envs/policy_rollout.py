@@ -10,14 +10,18 @@ MimicGen loop):
 3. the post-warm-up state is made the episode's canonical start (see :func:`run_policy_episode`),
    then every ``chunk`` steps the policy is queried on the current frames and its ``chunk``
    actions are executed one by one;
-4. the episode ends at the first success, or after ``max_steps`` actions.
+4. the episode ends at the first success (or, with ``hold_steps`` = N > 1, after N entries from
+   the first success on, the policy still acting, as expert collection holds), or after
+   ``max_steps`` actions without success.
 
 Recording convention (the same as :class:`~wmpo_cli.envs.rollout.EpisodeRecord`): entry t holds
 state t, its frames and the action applied in it. On success the success state is recorded as
 the last entry, together with the action the policy chose there (applied, its result not
 recorded, as for the last action of an expert episode), so the last frame of a successful
 episode shows the success: it has ``success_step + 1`` entries and ``success_step`` is the number
-of actions the policy needed. A failed episode has ``max_steps`` entries.
+of actions the policy needed (``success_step + hold_steps`` entries with a hold; the success
+flags of the held entries are what the simulator says, the cube may drop again). A failed
+episode has ``max_steps`` entries.
 
 A rollout is a pure function of (policy, initial state, seed): the environment is seeded by
 ``seed``, sampling at ``temperature > 0`` draws from a torch generator seeded from ``seed``, and
@@ -141,6 +145,7 @@ def run_policy_episode(
     instruction: str | None = None,
     render_retries: int = 3,
     record_size: int = 0,
+    hold_steps: int = 1,
 ) -> tuple[PolicyEpisodeRecord, dict[str, np.ndarray]]:
     """Run ``policy`` on ``env`` (module docstring: protocol and recording convention).
 
@@ -163,6 +168,10 @@ def run_policy_episode(
             each camera a second time, so the policy still acts on native ``image_size`` frames
             (a resize would change what it sees) while the episode keeps, e.g., 128 px frames
             for a reward model that needs the detail.
+        hold_steps: entries recorded from the first success on (1 = stop there, WMPO's
+            evaluation). More keep the success visible for several frames, as in expert demos
+            and in imagination, which runs on until the reward model fires; the hold may run past
+            ``max_steps``. Success and ``success_step`` are those of the first success either way.
 
     Returns:
         The record and ``{camera: (T, S, S, 3) uint8}`` at ``S = record_size or image_size``,
@@ -172,6 +181,8 @@ def run_policy_episode(
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     if warmup_steps < 0 or temperature < 0 or record_size < 0:
         raise ValueError("warmup_steps, temperature and record_size must be >= 0")
+    if hold_steps < 1:
+        raise ValueError(f"hold_steps must be >= 1, got {hold_steps}")
     missing = [camera for camera in policy.cfg.cameras if camera not in cameras]
     if missing:
         raise ValueError(f"the policy sees {', '.join(missing)}, which is not among the rendered cameras")
@@ -188,6 +199,7 @@ def run_policy_episode(
             cameras=tuple(cameras),
             image_size=image_size,
             record_size=record_size or image_size,
+            hold_steps=hold_steps,
             instruction=instruction,
             render_retries=render_retries,
         )
@@ -226,6 +238,7 @@ def _run_once(
     cameras: tuple[str, ...],
     image_size: int,
     record_size: int,
+    hold_steps: int,
     instruction: str | None,
     render_retries: int,
 ) -> tuple[PolicyEpisodeRecord, dict[str, np.ndarray]]:
@@ -252,9 +265,12 @@ def _run_once(
     pending: list[np.ndarray] = []
     rerendered = 0
     success = env.is_success()
+    first_success: int | None = None
 
     while True:
         t = len(actions)
+        if success and first_success is None:
+            first_success = t
         states.append(env.get_state())
         flags.append(success)
         mark = clock()
@@ -297,12 +313,13 @@ def _run_once(
         obs, reward = env.step(action)
         actions.append(action)
         rewards.append(reward)
-        if success:  # the success state and the action taken there are recorded: done
+        if first_success is not None and len(actions) - first_success >= hold_steps:
+            # The success state (and its hold), with the action taken in each, are recorded: done.
             timings["physics_s"] += clock() - mark
             break
         success = env.is_success()
         timings["physics_s"] += clock() - mark
-        if len(actions) >= max_steps and not success:
+        if len(actions) >= max_steps and first_success is None and not success:
             break
 
     n = len(actions)

@@ -74,6 +74,8 @@ def validate(cfg: EvalConfig) -> None:
         raise UsageError(f"compression must be a gzip level 0..9, got {cfg.compression}")
     if cfg.record_size and not 16 <= cfg.record_size <= 512:
         raise UsageError(f"--record-size must be 0 (the policy's size) or 16..512 pixels, got {cfg.record_size}")
+    if cfg.hold_steps < 1:
+        raise UsageError(f"hold_steps must be >= 1 (1 = stop at the first success), got {cfg.hold_steps}")
 
 
 def resolve_run_dir(cfg: EvalConfig, run_dir: Path | None) -> Path:

@@ -143,6 +143,8 @@ class PolicyEpisodeJob:
     render_retries: int = 3
     # Size of the recorded frames (0 = image_size, what the policy sees).
     record_size: int = 0
+    # Entries recorded from the first success on (1 = stop at it).
+    hold_steps: int = 1
 
     @property
     def frame_size(self) -> int:
@@ -155,7 +157,7 @@ def policy_job(
     """The job for episode ``index`` of ``policy`` under a collect or eval config.
 
     ``cfg`` supplies task, variant, scenario, warmup_steps, temperature, init_state_set,
-    compression, record_size and, when it has one, render_retries (the fields CollectConfig and
+    compression, record_size, hold_steps and, when it has one, render_retries (the fields CollectConfig and
     EvalConfig share).
     """
     return PolicyEpisodeJob(
@@ -177,6 +179,7 @@ def policy_job(
         compression=cfg.compression,
         render_retries=getattr(cfg, "render_retries", PolicyEpisodeJob.render_retries),
         record_size=cfg.record_size,
+        hold_steps=cfg.hold_steps,
     )
 
 
@@ -266,6 +269,7 @@ def run_policy_job(job: PolicyEpisodeJob) -> PolicyEpisodeResult:
             instruction=job.instruction,
             render_retries=job.render_retries,
             record_size=job.record_size,
+            hold_steps=job.hold_steps,
         )
     obs: dict[str, Any] = {f"{camera}_image": frames for camera, frames in images.items()}
     obs.update(record.proprio)
