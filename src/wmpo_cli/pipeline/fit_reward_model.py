@@ -218,7 +218,9 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
             "calibration needs both successes and failures",
             hint="add failures, e.g. `wmpo collect --expert-noise 0.5` or policy rollouts, via --episodes",
         )
-    image_size = cfg.image_size or frame_size_of(train + valid)
+    # Checked even when image_size is given: mixed sizes could not be batched either way.
+    frame_size = frame_size_of(train + valid)
+    image_size = cfg.image_size or frame_size
     budget = sum(_real_episodes(m, p) for p, m in sources)
 
     import lightning as L
