@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wmpo_cli.artifacts.atomic import atomic_path, atomic_write_text, file_sha256
+from wmpo_cli.artifacts.atomic import atomic_directory, atomic_path, atomic_write_text, file_sha256
 from wmpo_cli.artifacts.manifest import (
     MANIFEST_SCHEMA,
     InputRef,
@@ -36,6 +36,38 @@ def test_atomic_write_replaces_whole_file_and_cleans_up_on_error(tmp_path: Path)
     assert target.read_text() == "one"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
     assert file_sha256(target) == "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed"
+
+
+def test_atomic_directory_replaces_a_whole_export_and_keeps_it_on_error(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "old.bin").write_text("old")
+    with atomic_directory(export) as tmp:
+        assert not tmp.exists()  # save_pretrained makes it
+        tmp.mkdir()
+        (tmp / "new.bin").write_text("new")
+        assert (export / "old.bin").exists()  # the old export stays until the new one is whole
+    assert sorted(p.name for p in export.iterdir()) == ["new.bin"]
+    with pytest.raises(RuntimeError), atomic_directory(export) as tmp:
+        tmp.mkdir()
+        (tmp / "half.bin").write_text("half")
+        raise RuntimeError("killed mid-save")
+    assert sorted(p.name for p in export.iterdir()) == ["new.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no temporary left behind
+
+
+def test_training_dirs_reset_unless_resumed(tmp_path: Path) -> None:
+    from wmpo_cli.pipeline.training_callbacks import prepare_training_dirs
+
+    dirs = prepare_training_dirs(tmp_path, resumed=False)
+    assert (dirs.checkpoints, dirs.metrics) == (tmp_path / "checkpoints", tmp_path / "logs" / "metrics.jsonl")
+    dirs.checkpoints.mkdir()
+    (dirs.checkpoints / "last.ckpt").write_text("ckpt")
+    dirs.metrics.write_text("{}\n")
+    prepare_training_dirs(tmp_path, resumed=True)
+    assert (dirs.checkpoints / "last.ckpt").exists() and dirs.metrics.exists()
+    prepare_training_dirs(tmp_path, resumed=False)
+    assert not dirs.checkpoints.exists() and dirs.logs.is_dir() and not any(dirs.logs.iterdir())
 
 
 def test_artifact_id_depends_on_config_inputs_and_version() -> None:

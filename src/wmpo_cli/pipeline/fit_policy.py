@@ -14,8 +14,6 @@ same command resumes from ``checkpoints/last.ckpt``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from wmpo_cli import console
+from wmpo_cli.artifacts.atomic import atomic_directory
 from wmpo_cli.artifacts.episodes import EPISODES_FILE, EpisodesFile
 from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input, lineage_path
 from wmpo_cli.artifacts.store import begin_artifact
@@ -34,9 +33,6 @@ ARTIFACT_KIND = "policy"
 ARTIFACT_KIND_VERSION = 1
 OUTPUT_DIR = "policy"
 EXPORT_DIR = "export"
-CHECKPOINT_DIR = "checkpoints"
-LOG_DIR = "logs"
-METRICS_FILE = "metrics.jsonl"
 
 
 def demos_dir(cfg: FitPolicyConfig, run_dir: Path) -> Path:
@@ -101,17 +97,6 @@ def _load_split(path: Path, cfg: FitPolicyConfig) -> tuple[list[Any], list[Any],
     return train, valid, size
 
 
-def _precision(cfg: FitPolicyConfig) -> str:
-    if cfg.precision != "auto":
-        return cfg.precision
-    import torch
-
-    wants_gpu = cfg.accelerator in ("auto", "gpu", "cuda")
-    if wants_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"
-
-
 def _val_subset(count: int, limit: int) -> list[int]:
     """At most ``limit`` validation frames, evenly spread (deterministic)."""
     if count <= limit:
@@ -152,7 +137,7 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
     from wmpo_cli.models.policy.data import ChunkDataset
     from wmpo_cli.models.policy.training import ImitationModule, OptimSettings
     from wmpo_cli.models.policy.vla import ProprioStats, VLAPolicy
-    from wmpo_cli.pipeline.training_callbacks import fit_trainer
+    from wmpo_cli.pipeline.training_callbacks import fit_trainer, prepare_training_dirs, resolve_precision
 
     task = get_task(cfg.task)
     out = Path(run_dir) / OUTPUT_DIR
@@ -168,12 +153,7 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         outputs=(EXPORT_DIR,),
         extra={"task": cfg.task, "instruction": task.instruction, "encoder": cfg.encoder},
     )
-    checkpoints = out / CHECKPOINT_DIR
-    logs = out / LOG_DIR
-    if not writer.resumed:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir(parents=True, exist_ok=True)
+    dirs = prepare_training_dirs(out, resumed=writer.resumed)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     train_actions = np.concatenate([ep.actions for ep in train])
@@ -226,19 +206,18 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         policy,
         OptimSettings(cfg.lr, cfg.encoder_lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, cfg.seed),
     )
+    precision = resolve_precision(cfg)
     trainer, ckpt_path, progress = fit_trainer(
         cfg,
         stage="fit-policy",
-        out=out,
-        metrics=logs / METRICS_FILE,
-        checkpoints=checkpoints,
-        precision=_precision(cfg),
+        dirs=dirs,
+        precision=precision,
         validate=bool(valid),
         resumed=writer.resumed,
     )
     console.log(
         f"fit-policy {cfg.task}: {len(train)} train / {len(valid)} valid episodes, {len(train_set)} frames, "
-        f"{policy.num_parameters() / 1e6:.2f}M parameters, {_precision(cfg)} on "
+        f"{policy.num_parameters() / 1e6:.2f}M parameters, {precision} on "
         f"{trainer.accelerator.__class__.__name__}"
     )
     started = time.perf_counter()
@@ -254,13 +233,8 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         return writer.manifest
 
     # Export atomically: write beside, then swap in, so a crash never leaves half an export.
-    tmp = out / f".{EXPORT_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.cpu().save_pretrained(tmp)
-    final = out / EXPORT_DIR
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_directory(out / EXPORT_DIR) as tmp:
+        policy.cpu().save_pretrained(tmp)
 
     logged = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     steps_this_run = progress.steps_seen
@@ -274,11 +248,11 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         "val_loss": logged.get("val/loss"),
         "val_token_accuracy": logged.get("val/token_accuracy"),
         "val_action_l1": logged.get("val/action_l1"),
-        "precision": _precision(cfg),
+        "precision": precision,
         "wall_s": round(wall_s, 2),
         "steps_per_s": round(steps_this_run / wall_s, 3) if wall_s > 0 else None,
         "resumed": bool(ckpt_path),
     }
-    (logs / "summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (dirs.logs / "summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
     writer.manifest.resume["step"] = int(trainer.global_step)
     return writer.finish([f"{EXPORT_DIR}/config.json", f"{EXPORT_DIR}/model.safetensors"], metrics)

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from wmpo_cli import console
-from wmpo_cli.artifacts.atomic import atomic_write_text
+from wmpo_cli.artifacts.atomic import atomic_directory, atomic_write_text
 from wmpo_cli.artifacts.episodes import EPISODES_FILE, EpisodesFile
 from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input, lineage_path
 from wmpo_cli.artifacts.store import begin_artifact
@@ -48,9 +46,6 @@ ARTIFACT_KIND_VERSION = 1
 OUTPUT_DIR = "reward_model"
 EXPORT_DIR = "export"
 CALIBRATION_DIR = "calibration"
-CHECKPOINT_DIR = "checkpoints"
-LOG_DIR = "logs"
-METRICS_FILE = "metrics.jsonl"
 RELIABILITY_PLOT = "reliability.png"
 SCORES_FILE = "scores.json"
 
@@ -148,11 +143,6 @@ def load_labelled(path: Path, camera: str, names: Sequence[str] | None = None) -
     return out
 
 
-def frame_size_of(episodes: Sequence[Any]) -> int:
-    """The one frame size of the training episodes (--test artifacts may differ: scoring resizes)."""
-    return one_frame_size((episode.source, episode.frames.shape) for episode in episodes)
-
-
 def _split_source(path: Path, cfg: FitRewardModelConfig, index: int) -> tuple[list[Any], list[Any]]:
     with EpisodesFile(path / EPISODES_FILE) as episodes:
         names = episodes.demo_names
@@ -218,8 +208,9 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
             "calibration needs both successes and failures",
             hint="add failures, e.g. `wmpo collect --expert-noise 0.5` or policy rollouts, via --episodes",
         )
-    # Checked even when image_size is given: mixed sizes could not be batched either way.
-    frame_size = frame_size_of(train + valid)
+    # Checked even when image_size is given: mixed sizes could not be batched either way. (--test
+    # artifacts may differ: scoring resizes.)
+    frame_size = one_frame_size((e.source, e.frames.shape) for e in train + valid)
     image_size = cfg.image_size or frame_size
     budget = sum(_real_episodes(m, p) for p, m in sources)
 
@@ -234,7 +225,7 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     from wmpo_cli.models.reward_model.model import RewardModel
     from wmpo_cli.models.reward_model.plot import draw_reliability
     from wmpo_cli.models.reward_model.training import RewardModelModule, RewardModelOptim
-    from wmpo_cli.pipeline.training_callbacks import fit_trainer
+    from wmpo_cli.pipeline.training_callbacks import fit_trainer, prepare_training_dirs, resolve_precision
 
     out = Path(run_dir) / OUTPUT_DIR
     writer = begin_artifact(
@@ -250,11 +241,8 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
         outputs=(EXPORT_DIR,),
         extra={"task": cfg.task, "camera": cfg.camera, "real_episodes": budget},
     )
-    checkpoints, logs, calibration = out / CHECKPOINT_DIR, out / LOG_DIR, out / CALIBRATION_DIR
-    if not writer.resumed:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir(parents=True, exist_ok=True)
+    dirs = prepare_training_dirs(out, resumed=writer.resumed)
+    calibration = out / CALIBRATION_DIR
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model_cfg = _model_config(cfg, image_size)
@@ -282,13 +270,11 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     module = RewardModelModule(
         model, RewardModelOptim(cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, cfg.grad_clip, cfg.seed)
     )
-    precision = _precision(cfg)
+    precision = resolve_precision(cfg)
     trainer, ckpt_path, progress = fit_trainer(
         cfg,
         stage="fit-reward-model",
-        out=out,
-        metrics=logs / METRICS_FILE,
-        checkpoints=checkpoints,
+        dirs=dirs,
         precision=precision,
         validate=True,
         resumed=writer.resumed,
@@ -351,13 +337,8 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
         + "\n",
     )
     # The export goes beside and is swapped in, so a crash leaves no half export.
-    tmp = out / f".{EXPORT_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    final = out / EXPORT_DIR
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_directory(out / EXPORT_DIR) as tmp:
+        model.save_pretrained(tmp)
 
     failures = sum(s.success_step is None for s in report_scores)
     metrics: dict[str, Any] = {
@@ -388,7 +369,7 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     }
     metrics.pop("valid_threshold", None)
     metrics.pop("eval_threshold", None)
-    (logs / "summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (dirs.logs / "summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
     writer.manifest.resume["step"] = int(trainer.global_step)
     return writer.finish(
         [
@@ -424,14 +405,3 @@ def _by_source(scores: Sequence[Any], episodes: Sequence[Any], threshold: float)
     for s, e in zip(scores, episodes, strict=True):
         groups.setdefault(e.source, []).append(s)
     return {source: episode_metrics(group, threshold).as_dict() for source, group in groups.items()}
-
-
-def _precision(cfg: FitRewardModelConfig) -> str:
-    if cfg.precision != "auto":
-        return cfg.precision
-    import torch
-
-    wants_gpu = cfg.accelerator in ("auto", "gpu", "cuda")
-    if wants_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"

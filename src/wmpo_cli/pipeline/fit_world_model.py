@@ -15,8 +15,6 @@ real budget P: their ``real_episodes`` are summed into this manifest's ``extra.r
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from wmpo_cli import console
+from wmpo_cli.artifacts.atomic import atomic_directory
 from wmpo_cli.artifacts.episodes import EPISODES_FILE, EpisodesFile
 from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input, lineage_path
 from wmpo_cli.artifacts.store import begin_artifact
@@ -37,9 +36,6 @@ ARTIFACT_KIND = "world_model"
 ARTIFACT_KIND_VERSION = 1
 OUTPUT_DIR = "world_model"
 EXPORT_DIR = "export"
-CHECKPOINT_DIR = "checkpoints"
-LOG_DIR = "logs"
-METRICS_FILE = "metrics.jsonl"
 
 
 def demos_dir(cfg: FitWorldModelConfig, run_dir: Path) -> Path:
@@ -152,7 +148,7 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
     from wmpo_cli.models.world_model.data import WindowDataset
     from wmpo_cli.models.world_model.model import WorldModel
     from wmpo_cli.models.world_model.training import WorldModelModule, WorldModelOptim
-    from wmpo_cli.pipeline.training_callbacks import fit_trainer
+    from wmpo_cli.pipeline.training_callbacks import fit_trainer, prepare_training_dirs, resolve_precision
 
     out = Path(run_dir) / OUTPUT_DIR
     writer = begin_artifact(
@@ -167,11 +163,7 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
         outputs=(EXPORT_DIR,),
         extra={"task": cfg.task, "camera": cfg.camera, "real_episodes": budget},
     )
-    checkpoints, logs = out / CHECKPOINT_DIR, out / LOG_DIR
-    if not writer.resumed:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
-    logs.mkdir(parents=True, exist_ok=True)
+    dirs = prepare_training_dirs(out, resumed=writer.resumed)
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     stats = ActionTokenizer.fit(np.concatenate([ep.actions for ep in train]))
@@ -212,14 +204,12 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
         ),
         val_sample_batches=cfg.val_sample_batches,
     )
-    precision = _precision(cfg)
+    precision = resolve_precision(cfg)
     has_valid = bool(loaders)
     trainer, ckpt_path, progress = fit_trainer(
         cfg,
         stage="fit-world-model",
-        out=out,
-        metrics=logs / METRICS_FILE,
-        checkpoints=checkpoints,
+        dirs=dirs,
         precision=precision,
         validate=has_valid,
         resumed=writer.resumed,
@@ -240,13 +230,8 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
         return writer.manifest
 
     # The EMA weights are the export; written beside and swapped in so a crash leaves no half export.
-    tmp = out / f".{EXPORT_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    module.ema.cpu().save_pretrained(tmp)
-    final = out / EXPORT_DIR
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_directory(out / EXPORT_DIR) as tmp:
+        module.ema.cpu().save_pretrained(tmp)
 
     logged = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     metrics = {
@@ -265,17 +250,6 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
         "steps_per_s": round(progress.steps_seen / wall_s, 3) if wall_s > 0 else None,
         "resumed": bool(ckpt_path),
     }
-    (logs / "summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (dirs.logs / "summary.json").write_text(json.dumps(metrics, indent=2) + "\n")
     writer.manifest.resume["step"] = int(trainer.global_step)
     return writer.finish([f"{EXPORT_DIR}/config.json", f"{EXPORT_DIR}/model.safetensors"], metrics)
-
-
-def _precision(cfg: FitWorldModelConfig) -> str:
-    if cfg.precision != "auto":
-        return cfg.precision
-    import torch
-
-    wants_gpu = cfg.accelerator in ("auto", "gpu", "cuda")
-    if wants_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"

@@ -4,7 +4,9 @@ and the one Trainer (step-based, checkpointed, resumable) they all train with.""
 from __future__ import annotations
 
 import json
+import shutil
 from argparse import Namespace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -89,6 +91,41 @@ class RichProgress(L.Callback):
             self._context = self._bar = None
 
 
+CHECKPOINT_DIR = "checkpoints"
+LOG_DIR = "logs"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainingDirs:
+    """The private training folders of a fit-* artifact: ``checkpoints/last.ckpt`` (resume only)
+    and ``logs/`` (``metrics.jsonl``, TensorBoard when installed, the stage's ``summary.json``)."""
+
+    out: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / CHECKPOINT_DIR
+
+    @property
+    def logs(self) -> Path:
+        return self.out / LOG_DIR
+
+    @property
+    def metrics(self) -> Path:
+        return self.logs / METRICS_FILE
+
+
+def prepare_training_dirs(out: Path, *, resumed: bool) -> TrainingDirs:
+    """A fresh run drops an earlier run's checkpoints and logs; a resumed one keeps them."""
+    dirs = TrainingDirs(Path(out))
+    if not resumed:
+        shutil.rmtree(dirs.checkpoints, ignore_errors=True)
+        shutil.rmtree(dirs.logs, ignore_errors=True)
+    dirs.logs.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
 class TrainerSettings(Protocol):
     """The fields of a fit-* stage config that shape its Trainer (every Fit*Config has them)."""
 
@@ -108,6 +145,21 @@ class TrainerSettings(Protocol):
     def log_every(self) -> int: ...
     @property
     def checkpoint_every(self) -> int: ...
+    @property
+    def precision(self) -> str: ...
+
+
+def resolve_precision(cfg: TrainerSettings) -> str:
+    """``cfg.precision``, with "auto" = bf16 autocast on a GPU that supports it, else fp32 (bf16
+    on a CPU is slower than fp32 here)."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    import torch
+
+    wants_gpu = cfg.accelerator in ("auto", "gpu", "cuda")
+    if wants_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
 
 
 class FitTrainer(NamedTuple):
@@ -120,9 +172,7 @@ def fit_trainer(
     cfg: TrainerSettings,
     *,
     stage: str,
-    out: Path,
-    metrics: Path,
-    checkpoints: Path,
+    dirs: TrainingDirs,
     precision: str,
     validate: bool,
     resumed: bool,
@@ -130,16 +180,16 @@ def fit_trainer(
     """The Trainer every fit-* stage uses, the checkpoint to resume from, and its progress bar.
 
     Step-based (``max_steps``, validation every ``val_every`` steps when ``validate``), JSONL +
-    optional TensorBoard logs (``metrics`` and its folder), ``last.ckpt`` every ``checkpoint_every`` steps, the
+    optional TensorBoard logs in ``dirs.logs``, ``last.ckpt`` every ``checkpoint_every`` steps, the
     project's rich progress bar instead of Lightning's. ``resumed`` is the artifact writer's verdict
     (an unchanged config over a partial artifact); only then is ``last.ckpt`` picked up.
     """
-    loggers: list[Any] = [JsonlLogger(metrics)]
-    tensorboard = optional_tensorboard(metrics.parent)
+    loggers: list[Any] = [JsonlLogger(dirs.metrics)]
+    tensorboard = optional_tensorboard(dirs.logs)
     if tensorboard is not None:
         loggers.append(tensorboard)
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
+        dirpath=dirs.checkpoints, save_last=True, save_top_k=0, every_n_train_steps=cfg.checkpoint_every
     )
     progress = RichProgress(f"{stage} {cfg.task}", cfg.max_steps)
     trainer = L.Trainer(
@@ -159,9 +209,9 @@ def fit_trainer(
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=True,
-        default_root_dir=str(out),
+        default_root_dir=str(dirs.out),
     )
-    resume_from = checkpoints / "last.ckpt"
+    resume_from = dirs.checkpoints / "last.ckpt"
     ckpt_path = str(resume_from) if resumed and resume_from.exists() else None
     if ckpt_path:
         console.log(f"resuming from {resume_from}")
