@@ -123,14 +123,11 @@ def test_clip_dataset_labels_and_balanced_weights() -> None:
 
 def test_training_frames_must_share_one_size() -> None:
     from wmpo_cli.errors import UsageError
-    from wmpo_cli.pipeline.fit_reward_model import frame_size_of
+    from wmpo_cli.pipeline.frame_sizes import one_frame_size
 
-    def episode(size: int, source: str) -> LabelledEpisode:
-        return LabelledEpisode(np.zeros((3, size, size, 3), np.uint8), np.zeros(3, bool), source=source)
-
-    assert frame_size_of([episode(64, "a"), episode(64, "b")]) == 64
+    assert one_frame_size([("a", (3, 64, 64, 3)), ("b", (5, 64, 64, 3))]) == 64
     with pytest.raises(UsageError, match="a has 64x64, b has 84x84"):
-        frame_size_of([episode(64, "a"), episode(84, "b"), episode(64, "c")])
+        one_frame_size([("a", (3, 64, 64, 3)), ("b", (3, 84, 84, 3)), ("c", (3, 64, 64, 3))])
 
 
 def test_automatic_patches_cut_at_least_an_8_by_8_grid() -> None:

@@ -126,15 +126,6 @@ def test_sampling_is_deterministic_for_a_seed_and_follows_the_actions() -> None:
     assert not torch.equal(a, b)
 
 
-class _OracleFlow(WorldModel):
-    """A network that outputs the exact rectified-flow velocity towards a fixed clean sample."""
-
-    clean: torch.Tensor
-
-    def forward(self, noisy, t, context, actions, context_noise):  # type: ignore[no-untyped-def,override]
-        return (self.clean - noisy) / t[:, None, None, None, None]
-
-
 class _Recorder(WorldModel):
     """A network that records what it is given and outputs zeros."""
 
@@ -148,16 +139,6 @@ class _Recorder(WorldModel):
 def _as(cls: type[WorldModel], **overrides: object) -> WorldModel:
     base = _model(**overrides)
     return cls(base.cfg, base.action_stats)
-
-
-@pytest.mark.parametrize("residual", [True, False])
-def test_the_sampler_lands_on_the_clean_sample_and_adds_back_the_last_frame(residual: bool) -> None:
-    model = _as(_OracleFlow, residual=residual, objective="velocity")
-    ctx = torch.rand(2, 2, 3, SIZE, SIZE) * 1.2 - 0.6
-    model.clean = torch.rand(2, 4, 3, SIZE, SIZE) * 0.6 - 0.3
-    out = model.predict(ctx, torch.zeros(2, 4, 7), steps=3, generator=torch.Generator().manual_seed(0))
-    expected = (model.clean + ctx[:, -1:]) if residual else model.clean
-    assert torch.allclose(out, expected.clamp(-1, 1), atol=1e-5)
 
 
 def test_a_residual_model_sees_only_the_change_from_the_last_frame() -> None:
@@ -192,14 +173,16 @@ class _OracleAnyObjective(WorldModel):
         return {"velocity": self.clean - eps, "epsilon": eps, "x0": self.clean.expand_as(noisy)}[self.cfg.objective]
 
 
+@pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("objective", ["velocity", "epsilon", "x0"])
-def test_every_objective_lands_on_the_clean_sample_through_the_shared_sampler(objective: str) -> None:
+def test_every_objective_lands_on_the_clean_sample_and_adds_back_the_last_frame(objective: str, residual: bool) -> None:
     # 3 steps: at t = 1 an eps answer says nothing about the clean sample, so eps needs >= 2.
-    model = _as(_OracleAnyObjective, residual=True, objective=objective)
+    model = _as(_OracleAnyObjective, residual=residual, objective=objective)
     ctx = torch.rand(2, 2, 3, SIZE, SIZE) * 1.2 - 0.6
     model.clean = torch.rand(2, 4, 3, SIZE, SIZE) * 0.6 - 0.3
     out = model.predict(ctx, torch.zeros(2, 4, 7), steps=3, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(out, (model.clean + ctx[:, -1:]).clamp(-1, 1), atol=1e-5)
+    expected = (model.clean + ctx[:, -1:]) if residual else model.clean
+    assert torch.allclose(out, expected.clamp(-1, 1), atol=1e-5)
 
 
 class _OracleX0(WorldModel):
