@@ -161,6 +161,8 @@ def test_reward_model_bad_inputs(run: Path, data: Path, cli, tmp_path: Path) -> 
     assert wrong_task.code == 2 and "holds lift episodes" in wrong_task.stderr
     bad = cli(*common, "--target-precision", "1.5")
     assert bad.code == 2 and "target_precision" in bad.stderr
+    negative = cli(*common, "--set", "state_loss_weight=-1")
+    assert negative.code == 2 and "state_loss_weight must be a finite number >= 0" in negative.stderr
     assert not (tmp_path / "reward_model").exists()
     again = cli(*_fit_args(data, run)[:1], str(run), *_fit_args(data, run)[2:])
     assert again.code != 0 and "already holds a complete 'reward_model' artifact" in again.stderr

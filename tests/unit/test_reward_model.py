@@ -135,3 +135,86 @@ def test_automatic_patches_cut_at_least_an_8_by_8_grid() -> None:
 
     sizes = {16: 2, 32: 4, 64: 8, 84: 7, 96: 12, 128: 16, 100: 10, 17: 1}
     assert {size: auto_patch_size(size) for size in sizes} == sizes
+
+
+def test_features_then_head_are_exactly_the_videomae_classifier() -> None:
+    model = _model().eval()
+    clips = torch.from_numpy(np.stack([_frames(4, 5), _frames(4, 6)]))
+    pixels = model.prepare(clips)
+    with torch.no_grad():
+        reference = model.backbone(pixel_values=pixels).logits.squeeze(-1)
+        features = model.features(pixels)
+        assert features.shape == (2, 32) and model.feature_size == 32
+        torch.testing.assert_close(model.head(features), reference, rtol=0, atol=0)
+        torch.testing.assert_close(model(pixels), reference, rtol=0, atol=0)
+
+
+def _states(length: int) -> np.ndarray:
+    # Columns: time (varies, always dropped), a constant, a ramp 0..T-1, and a ramp scaled by 10.
+    t = np.arange(length, dtype=np.float32)
+    return np.stack([t * 0.05, np.full(length, 3.0, dtype=np.float32), t, 10 * t], axis=1)
+
+
+def test_state_targets_drop_time_and_constant_columns_and_standardise() -> None:
+    from wmpo_cli.models.reward_model.data import StateTargets
+
+    success = np.zeros(5, dtype=bool)
+    episodes = [LabelledEpisode(_frames(5), success, states=_states(5))]
+    targets = StateTargets.fit(episodes)
+    assert targets.columns.tolist() == [2, 3] and targets.width == 2
+    # The ramp 0..4 has mean 2 and (population) std sqrt(2).
+    np.testing.assert_allclose(targets.mean, [2.0, 20.0])
+    np.testing.assert_allclose(targets.std, [np.sqrt(2.0), 10 * np.sqrt(2.0)], rtol=1e-6)
+    np.testing.assert_allclose(targets(_states(5)[4]), [2 / np.sqrt(2.0)] * 2, rtol=1e-6)
+    data = ClipDataset(episodes, clip_frames=2, stride=2, state_targets=targets)
+    # Windows (clips of frames t-2, t) end at steps 2, 3, 4; the target is the state at the end.
+    assert data.index[:, 1].tolist() == [2, 3, 4]
+    np.testing.assert_allclose(data[0]["state"].numpy(), [0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(data[2]["state"].numpy(), [np.sqrt(2.0)] * 2, rtol=1e-6)
+    assert "state" not in ClipDataset(episodes, clip_frames=2, stride=2)[0]
+
+
+def test_state_targets_refuse_missing_mixed_or_constant_states() -> None:
+    from wmpo_cli.models.reward_model.data import StateTargets
+
+    success = np.zeros(5, dtype=bool)
+    good = LabelledEpisode(_frames(5), success, states=_states(5))
+    with pytest.raises(ValueError, match="one width"):
+        StateTargets.fit([good, LabelledEpisode(_frames(5), success, states=_states(5)[:, :3])])
+    with pytest.raises(ValueError, match="no state column varies"):
+        StateTargets.fit([LabelledEpisode(_frames(5), success, states=_states(5)[:, :2])])
+    with pytest.raises(ValueError, match="states of every episode"):
+        ClipDataset([good, LabelledEpisode(_frames(5), success)], 2, 1, StateTargets.fit([good]))
+    with pytest.raises(ValueError, match="states of shape"):
+        LabelledEpisode(_frames(5), success, states=_states(4))
+
+
+def test_the_state_head_trains_with_the_classifier_but_stays_out_of_the_export(tmp_path: Path) -> None:
+    from wmpo_cli.models.reward_model.training import RewardModelModule, RewardModelOptim
+
+    model = _model()
+    module = RewardModelModule(model, RewardModelOptim(1e-3, 0.0, 1, 10, 1.0, 0), state_width=3, state_weight=0.5)
+    assert module.state_head is not None and module.state_head.in_features == 32
+    head_params = {id(p) for p in module.state_head.parameters()}
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert head_params <= {id(p) for group in optimizer.param_groups for p in group["params"]}
+    batch = {
+        "clip": torch.from_numpy(np.stack([_frames(4, 1), _frames(4, 2)])),
+        "label": torch.tensor([1.0, 0.0]),
+        "state": torch.tensor([[1.0, -1.0, 0.0], [0.0, 2.0, 1.0]]),
+    }
+    module.log = lambda *a, **k: None  # type: ignore[method-assign]  # no trainer attached
+    module.optimizers = lambda: optimizer  # type: ignore[method-assign]
+    loss = module.training_step(batch, 0)
+    # The loss is the success BCE plus half the state Huber loss, on the same augmented pixels.
+    pixels = model.prepare(batch["clip"], module._generator(0), train=True)
+    features = model.features(pixels)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(model.head(features), batch["label"])
+    expected = expected + 0.5 * torch.nn.functional.smooth_l1_loss(module.state_head(features), batch["state"])
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert module.state_head.weight.grad is not None and module.state_head.weight.grad.abs().sum() > 0
+    model.save_pretrained(tmp_path / "export")
+    from safetensors.torch import load_file
+
+    assert not any("state_head" in k for k in load_file(tmp_path / "export" / "model.safetensors"))

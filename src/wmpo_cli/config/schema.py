@@ -242,6 +242,11 @@ class FitRewardModelConfig:
     dropout: float = 0.0
     # A local VideoMAE directory to start from (e.g. a downloaded videomae-base); "" = from scratch.
     pretrained: str = ""
+    # Weight of an auxiliary training loss: a linear head on the clip features regresses the
+    # standardised simulator state (object poses included) at the clip's last frame, so the
+    # features must locate the objects rather than learn shortcuts. 0 = off. Training only:
+    # exports and scoring are unchanged.
+    state_loss_weight: float = 0.0
     # The threshold reaches this episode-level precision on the validation split, at the best F1
     # there; 0 = the best-F1 threshold.
     target_precision: float = 0.95

@@ -68,6 +68,8 @@ def validate(cfg: FitRewardModelConfig) -> None:
         raise UsageError("lr must be > 0, devices >= 1 and valid_fraction in (0, 1)")
     if not 0.0 <= cfg.target_precision <= 1.0:
         raise UsageError(f"target_precision must be in [0, 1] (0 = best F1), got {cfg.target_precision}")
+    if not (cfg.state_loss_weight >= 0.0 and math.isfinite(cfg.state_loss_weight)):
+        raise UsageError(f"state_loss_weight must be a finite number >= 0 (0 = off), got {cfg.state_loss_weight}")
 
 
 def auto_patch_size(image_size: int) -> int:
@@ -121,8 +123,11 @@ def split_validation(
     return picked
 
 
-def load_labelled(path: Path, camera: str, names: Sequence[str] | None = None) -> list[Any]:
-    """Frames of ``camera`` and per-step success of the named (default: all) episodes of ``path``."""
+def load_labelled(
+    path: Path, camera: str, names: Sequence[str] | None = None, *, with_states: bool = False
+) -> list[Any]:
+    """Frames of ``camera`` and per-step success (and, ``with_states``, the simulator states) of
+    the named (default: all) episodes of ``path``."""
     from wmpo_cli.models.reward_model.data import LabelledEpisode
 
     key = f"{camera}_image"
@@ -139,7 +144,8 @@ def load_labelled(path: Path, camera: str, names: Sequence[str] | None = None) -
         out = []
         for name in wanted:
             data = episodes.load(name, obs_keys=[key])
-            out.append(LabelledEpisode(data.obs[key], data.step_success, source=str(path), name=name))
+            states = np.asarray(data.states, dtype=np.float32) if with_states else None
+            out.append(LabelledEpisode(data.obs[key], data.step_success, source=str(path), name=name, states=states))
     return out
 
 
@@ -149,7 +155,7 @@ def _split_source(path: Path, cfg: FitRewardModelConfig, index: int) -> tuple[li
         valid = split_validation(
             names, set(episodes.mask("success")), episodes.mask("valid"), cfg.valid_fraction, cfg.seed + index
         )
-    episodes_all = load_labelled(path, cfg.camera)
+    episodes_all = load_labelled(path, cfg.camera, with_states=cfg.state_loss_weight > 0)
     return [e for e in episodes_all if e.name not in valid], [e for e in episodes_all if e.name in valid]
 
 
@@ -221,7 +227,7 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     quiet_lightning()
 
     from wmpo_cli.models.reward_model.calibration import choose_threshold, episode_metrics, reliability
-    from wmpo_cli.models.reward_model.data import ClipDataset
+    from wmpo_cli.models.reward_model.data import ClipDataset, StateTargets
     from wmpo_cli.models.reward_model.model import RewardModel
     from wmpo_cli.models.reward_model.plot import draw_reliability
     from wmpo_cli.models.reward_model.training import RewardModelModule, RewardModelOptim
@@ -247,7 +253,11 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model_cfg = _model_config(cfg, image_size)
     model = RewardModel.from_local_videomae(model_cfg, cfg.pretrained) if cfg.pretrained else RewardModel(model_cfg)
-    train_set = ClipDataset(train, model.cfg.clip_frames, model.cfg.stride)
+    try:
+        state_targets = StateTargets.fit(train) if cfg.state_loss_weight > 0 else None
+    except ValueError as exc:
+        raise UsageError(f"state_loss_weight: {exc}", hint="pass --set state_loss_weight=0") from None
+    train_set = ClipDataset(train, model.cfg.clip_frames, model.cfg.stride, state_targets)
     positives = int(train_set.labels.sum())
     if positives == 0:
         raise UsageError("the training episodes hold no success frame: nothing to learn success from")
@@ -268,7 +278,10 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     val_loader = DataLoader(Subset(valid_set, sorted(set(picked))), batch_size=cfg.batch_size)
 
     module = RewardModelModule(
-        model, RewardModelOptim(cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, cfg.grad_clip, cfg.seed)
+        model,
+        RewardModelOptim(cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, cfg.grad_clip, cfg.seed),
+        state_width=state_targets.width if state_targets is not None else 0,
+        state_weight=cfg.state_loss_weight,
     )
     precision = resolve_precision(cfg)
     trainer, ckpt_path, progress = fit_trainer(

@@ -14,28 +14,85 @@ from wmpo_cli.models.reward_model.windows import clip_indices, first_success_ste
 
 @dataclass(frozen=True)
 class LabelledEpisode:
-    """One episode's frames (T, S, S, 3) uint8 and per-step success (T,) bool, with its origin."""
+    """One episode's frames (T, S, S, 3) uint8 and per-step success (T,) bool, with its origin.
+
+    ``states`` (T, D), when given, is the simulator state behind each frame; training may use it
+    as an auxiliary target (see :class:`StateTargets`). Scoring never needs it.
+    """
 
     frames: np.ndarray
     step_success: np.ndarray
     source: str = ""
     name: str = ""
+    states: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.frames) != len(self.step_success):
             raise ValueError(f"{len(self.frames)} frames but {len(self.step_success)} success flags")
+        if self.states is not None and (self.states.ndim != 2 or len(self.states) != len(self.frames)):
+            raise ValueError(f"{len(self.frames)} frames but states of shape {self.states.shape}")
 
     @property
     def success_step(self) -> int | None:
         return first_success_step(self.step_success)
 
 
-class ClipDataset(Dataset):
-    """Every window of every episode: items are {"clip": uint8 (F, S, S, 3), "label": float}."""
+@dataclass(frozen=True)
+class StateTargets:
+    """Standardisation of the simulator state at a clip's last frame, the auxiliary target.
 
-    def __init__(self, episodes: Sequence[LabelledEpisode], clip_frames: int, stride: int) -> None:
+    Why: from a few hundred episodes a classifier trained on the success label alone learns
+    shortcuts (how high the arm is) instead of the few pixels that decide success (is the cube
+    up with it). Regressing the scene's state, object poses included, from the same clip makes
+    the features locate the objects; the success head then reads them. Column 0 of the stored
+    state is the simulation time and is left out (a clip cannot see it); columns that never vary
+    in training are left out too (nothing to learn, and no scale to divide by).
+    """
+
+    columns: np.ndarray  # (D,) int64 indices into the stored state
+    mean: np.ndarray  # (D,) float32
+    std: np.ndarray  # (D,) float32
+
+    @classmethod
+    def fit(cls, episodes: Sequence[LabelledEpisode]) -> StateTargets:
+        with_states = [e.states for e in episodes if e.states is not None]
+        widths = {s.shape[1] for s in with_states}
+        if len(widths) != 1:
+            raise ValueError(f"auxiliary state targets need states of one width in every episode, got {sorted(widths)}")
+        stacked = np.concatenate(with_states).astype(np.float64)
+        std = stacked.std(axis=0)
+        columns = np.flatnonzero(std > 1e-6)
+        columns = columns[columns > 0]
+        if columns.size == 0:
+            raise ValueError("auxiliary state targets: no state column varies in the training episodes")
+        return cls(
+            columns.astype(np.int64), stacked.mean(0)[columns].astype(np.float32), std[columns].astype(np.float32)
+        )
+
+    @property
+    def width(self) -> int:
+        return int(self.columns.size)
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        return ((np.asarray(state, dtype=np.float64)[self.columns] - self.mean) / self.std).astype(np.float32)
+
+
+class ClipDataset(Dataset):
+    """Every window of every episode: items are {"clip": uint8 (F, S, S, 3), "label": float}, and
+    with ``state_targets`` also "state" (D,) float32, the standardised state at the clip's end."""
+
+    def __init__(
+        self,
+        episodes: Sequence[LabelledEpisode],
+        clip_frames: int,
+        stride: int,
+        state_targets: StateTargets | None = None,
+    ) -> None:
         self.episodes = list(episodes)
         self.clip_frames, self.stride = clip_frames, stride
+        if state_targets is not None and any(e.states is None for e in self.episodes):
+            raise ValueError("state targets need the states of every episode")
+        self.state_targets = state_targets
         rows, labels = [], []
         for e, episode in enumerate(self.episodes):
             ends = window_end_steps(len(episode.frames), clip_frames, stride)
@@ -49,8 +106,13 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         e, end = (int(v) for v in self.index[item])
-        frames = self.episodes[e].frames[clip_indices(end, self.clip_frames, self.stride)]
-        return {"clip": torch.from_numpy(np.ascontiguousarray(frames)), "label": torch.tensor(float(self.labels[item]))}
+        episode = self.episodes[e]
+        frames = episode.frames[clip_indices(end, self.clip_frames, self.stride)]
+        out = {"clip": torch.from_numpy(np.ascontiguousarray(frames)), "label": torch.tensor(float(self.labels[item]))}
+        if self.state_targets is not None:
+            assert episode.states is not None  # checked in __init__
+            out["state"] = torch.from_numpy(self.state_targets(episode.states[end]))
+        return out
 
     def balanced_weights(self) -> np.ndarray:
         """Per-window sampling weights giving positives and negatives equal total mass.

@@ -120,9 +120,26 @@ class RewardModel(nn.Module):
         unit = unit.reshape(b, f, 3, size, size)
         return (unit - self.pixel_mean) / self.pixel_std
 
+    @property
+    def feature_size(self) -> int:
+        return int(self.backbone.config.hidden_size)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Prepared (B, F, 3, S, S) pixels -> (B, hidden) pooled clip features, what the
+        classification head reads (VideoMAEForVideoClassification's own pooling, step by step, so
+        training can attach auxiliary heads to the same features)."""
+        tokens = self.backbone.videomae(pixel_values=pixels).last_hidden_state
+        if self.backbone.fc_norm is not None:
+            return self.backbone.fc_norm(tokens.mean(1))
+        return tokens[:, 0]
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, hidden) pooled features -> (B,) success logits."""
+        return self.backbone.classifier(features).squeeze(-1)
+
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Prepared (B, F, 3, S, S) pixels -> (B,) success logits."""
-        return self.backbone(pixel_values=pixels).logits.squeeze(-1)
+        return self.head(self.features(pixels))
 
     def loss(self, clips: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         logits = self(self.prepare(clips, generator, train=True))

@@ -1,4 +1,5 @@
-"""Lightning module for the reward model: balanced binary cross-entropy, validation loss/accuracy."""
+"""Lightning module for the reward model: balanced binary cross-entropy (plus, optionally, an
+auxiliary regression of the simulator state from the same clip features), validation loss/accuracy."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from wmpo_cli.models.policy.training import warmup_cosine
 from wmpo_cli.models.reward_model.model import RewardModel
@@ -25,10 +27,19 @@ class RewardModelOptim:
 
 
 class RewardModelModule(L.LightningModule):
-    def __init__(self, model: RewardModel, optim: RewardModelOptim) -> None:
+    """Trains ``model``; with ``state_width`` > 0 a linear head on the pooled clip features also
+    regresses the standardised simulator state at the clip's last frame (batches then carry
+    "state"), weighted by ``state_weight``. The head lives here, not in the model: it is a
+    training aid, and exports stay the plain classifier."""
+
+    def __init__(
+        self, model: RewardModel, optim: RewardModelOptim, state_width: int = 0, state_weight: float = 0.0
+    ) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
+        self.state_weight = float(state_weight)
+        self.state_head = nn.Linear(model.feature_size, state_width) if state_width > 0 else None
         self._rng: torch.Generator | None = None
         self._val: dict[str, float] = {}
 
@@ -40,7 +51,17 @@ class RewardModelModule(L.LightningModule):
         return self._rng
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.model.loss(batch["clip"], batch["label"], self._generator(self.global_step))
+        if self.state_head is None:
+            loss = self.model.loss(batch["clip"], batch["label"], self._generator(self.global_step))
+        else:
+            pixels = self.model.prepare(batch["clip"], self._generator(self.global_step), train=True)
+            features = self.model.features(pixels)
+            success_loss = F.binary_cross_entropy_with_logits(self.model.head(features).float(), batch["label"].float())
+            # Huber, not squared error: velocity columns spike at contacts.
+            state_loss = F.smooth_l1_loss(self.state_head(features).float(), batch["state"].float())
+            loss = success_loss + self.state_weight * state_loss
+            self.log("train/success_loss", success_loss)
+            self.log("train/state_loss", state_loss)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])  # type: ignore[union-attr]
         return loss
@@ -72,7 +93,7 @@ class RewardModelModule(L.LightningModule):
         self.log("val/balanced_accuracy", sum(recalls) / len(recalls), prog_bar=True, rank_zero_only=True)
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: warmup_cosine(step, self.optim.warmup_steps, self.optim.max_steps)
         )
