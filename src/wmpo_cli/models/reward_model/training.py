@@ -51,17 +51,15 @@ class RewardModelModule(L.LightningModule):
         return self._rng
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if self.state_head is None:
-            loss = self.model.loss(batch["clip"], batch["label"], self._generator(self.global_step))
-        else:
-            pixels = self.model.prepare(batch["clip"], self._generator(self.global_step), train=True)
-            features = self.model.features(pixels)
-            success_loss = F.binary_cross_entropy_with_logits(self.model.head(features).float(), batch["label"].float())
+        pixels = self.model.prepare(batch["clip"], self._generator(self.global_step), train=True)
+        features = self.model.features(pixels)
+        loss = F.binary_cross_entropy_with_logits(self.model.head(features).float(), batch["label"].float())
+        if self.state_head is not None:
             # Huber, not squared error: velocity columns spike at contacts.
             state_loss = F.smooth_l1_loss(self.state_head(features).float(), batch["state"].float())
-            loss = success_loss + self.state_weight * state_loss
-            self.log("train/success_loss", success_loss)
+            self.log("train/success_loss", loss)
             self.log("train/state_loss", state_loss)
+            loss = loss + self.state_weight * state_loss
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])  # type: ignore[union-attr]
         return loss
