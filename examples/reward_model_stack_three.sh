@@ -3,7 +3,7 @@
 # a 2-core CPU: every artifact it trains and tests on, with the seeds that keep the test episodes
 # held out (different initial states from every training episode), then fit-reward-model.
 #
-#   bash examples/reward_model_stack_three.sh [RUNS_DIR]      # default runs/rm_st3, ~2 hours
+#   bash examples/reward_model_stack_three.sh [RUNS_DIR]      # default runs/rm_st3, about an hour
 #
 # Steps run one at a time (two collection workers each): on 2 cores, two CPU jobs at once make
 # every timing wrong. Re-running resumes: complete artifacts with an unchanged config are reused.
