@@ -119,3 +119,23 @@ def test_bundled_recipes_resolve_for_every_block_and_task() -> None:
     debug = resolve_config(CollectConfig, task="lift", recipes=["debug"])
     # horizon 0 = the task's own per-variant collection horizon (TaskSpec.horizon_for).
     assert (debug.episodes, debug.image_size, debug.horizon) == (2, 32, 0)
+
+
+def test_reward_model_state_loss_is_per_task_and_on_every_recipe() -> None:
+    """The measured reward-model rows of the README depend on these resolved values."""
+    from wmpo_cli.config import FitRewardModelConfig
+
+    def resolved(task: str, recipe: str) -> FitRewardModelConfig:
+        return resolve_config(FitRewardModelConfig, task=task, recipes=[recipe])
+
+    assert [resolved("lift", r).state_loss_weight for r in ("debug", "tiny", "gpu")] == [1.0, 1.0, 1.0]
+    assert [resolved("stack_three", r).state_loss_weight for r in ("debug", "tiny", "gpu")] == [3.0, 3.0, 3.0]
+    assert resolved("square", "tiny").state_loss_weight == 1.0
+    tiny = resolved("stack_three", "tiny")
+    assert (tiny.stride, tiny.max_steps, tiny.batch_size, tiny.hidden_size) == (3, 1300, 32, 128)
+    assert (
+        resolve_config(
+            FitRewardModelConfig, task="stack_three", recipes=["tiny"], overrides=["state_loss_weight=0"]
+        ).state_loss_weight
+        == 0.0
+    )
