@@ -52,7 +52,7 @@ def _options(command: Any) -> set[str]:
 
 
 def test_there_are_examples_to_check() -> None:
-    assert [s.name for s in SCRIPTS] == ["reward_model_stack_three.sh"]
+    assert "reward_model_stack_three.sh" in [s.name for s in SCRIPTS]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
