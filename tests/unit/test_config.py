@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wmpo_cli.config import CollectConfig, config_diff, config_hash, resolve_config
+from wmpo_cli.config import CollectConfig, FitRewardModelConfig, config_diff, config_hash, resolve_config
 from wmpo_cli.config.recipes import load_recipe_file, parse_set_option, stages_dir
 from wmpo_cli.config.schema import STAGE_CONFIGS
 from wmpo_cli.errors import ConfigError
@@ -123,7 +123,6 @@ def test_bundled_recipes_resolve_for_every_block_and_task() -> None:
 
 def test_reward_model_state_loss_is_per_task_and_on_every_recipe() -> None:
     """The measured reward-model rows of the README depend on these resolved values."""
-    from wmpo_cli.config import FitRewardModelConfig
 
     def resolved(task: str, recipe: str) -> FitRewardModelConfig:
         return resolve_config(FitRewardModelConfig, task=task, recipes=[recipe])

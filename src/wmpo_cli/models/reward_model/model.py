@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from wmpo_cli.models.policy.images import augment
@@ -140,10 +139,6 @@ class RewardModel(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Prepared (B, F, 3, S, S) pixels -> (B,) success logits."""
         return self.head(self.features(pixels))
-
-    def loss(self, clips: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        logits = self(self.prepare(clips, generator, train=True))
-        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
     # -- scoring ------------------------------------------------------------------------------
 
