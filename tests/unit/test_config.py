@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from wmpo_cli.config import CollectConfig, FitRewardModelConfig, config_diff, config_hash, resolve_config
+from wmpo_cli.config import (
+    CollectConfig,
+    FitRewardModelConfig,
+    FitWorldModelConfig,
+    config_diff,
+    config_hash,
+    resolve_config,
+)
 from wmpo_cli.config.recipes import load_recipe_file, parse_set_option, stages_dir
 from wmpo_cli.config.schema import STAGE_CONFIGS
 from wmpo_cli.errors import ConfigError
@@ -138,3 +145,15 @@ def test_reward_model_state_loss_is_per_task_and_on_every_recipe() -> None:
         ).state_loss_weight
         == 0.0
     )
+
+
+def test_world_model_recipes_resolve_to_the_measured_values() -> None:
+    """The README's world-model audit rows depend on these resolved values."""
+
+    def resolved(recipe: str) -> FitWorldModelConfig:
+        return resolve_config(FitWorldModelConfig, task="stack_three", recipes=[recipe])
+
+    assert [resolved(r).time_shift for r in ("debug", "tiny", "gpu")] == [3.0, 3.0, 3.0]
+    tiny = resolved("tiny")
+    assert (tiny.max_steps, tiny.batch_size, tiny.lr, tiny.sample_steps, tiny.objective) == (4000, 16, 5e-4, 8, "x0")
+    assert tiny.block_out_channels == (32, 64, 128)

@@ -173,11 +173,14 @@ class _OracleAnyObjective(WorldModel):
         return {"velocity": self.clean - eps, "epsilon": eps, "x0": self.clean.expand_as(noisy)}[self.cfg.objective]
 
 
+@pytest.mark.parametrize("time_shift", [1.0, 3.0])
 @pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("objective", ["velocity", "epsilon", "x0"])
-def test_every_objective_lands_on_the_clean_sample_and_adds_back_the_last_frame(objective: str, residual: bool) -> None:
+def test_every_objective_lands_on_the_clean_sample_and_adds_back_the_last_frame(
+    objective: str, residual: bool, time_shift: float
+) -> None:
     # 3 steps: at t = 1 an eps answer says nothing about the clean sample, so eps needs >= 2.
-    model = _as(_OracleAnyObjective, residual=residual, objective=objective)
+    model = _as(_OracleAnyObjective, residual=residual, objective=objective, time_shift=time_shift)
     ctx = torch.rand(2, 2, 3, SIZE, SIZE) * 1.2 - 0.6
     model.clean = torch.rand(2, 4, 3, SIZE, SIZE) * 0.6 - 0.3
     out = model.predict(ctx, torch.zeros(2, 4, 7), steps=3, generator=torch.Generator().manual_seed(0))
@@ -203,6 +206,36 @@ def test_an_x0_model_lands_on_its_prediction_in_any_number_of_steps(steps: int) 
     assert torch.allclose(out, (model.clean + ctx[:, -1:]).clamp(-1, 1), atol=1e-5)
 
 
+class _TimeRecorder(WorldModel):
+    """A network that records the times it is asked at and outputs zeros."""
+
+    times: list[float]
+
+    def forward(self, noisy, t, context, actions, context_noise):  # type: ignore[no-untyped-def,override]
+        self.times += t.tolist()
+        return torch.zeros_like(noisy)
+
+
+def test_the_time_shift_moves_sampler_and_training_times_towards_noise() -> None:
+    ctx = torch.zeros(1, 2, 3, SIZE, SIZE)
+    plain = _as(_TimeRecorder, time_shift=1.0)
+    plain.times = []
+    plain.predict(ctx, torch.zeros(1, 4, 7), steps=4, generator=torch.Generator().manual_seed(0))
+    assert plain.times == pytest.approx([1.0, 0.75, 0.5, 0.25])
+    shifted = _as(_TimeRecorder, time_shift=3.0)
+    shifted.times = []
+    shifted.predict(ctx, torch.zeros(1, 4, 7), steps=4, generator=torch.Generator().manual_seed(0))
+    # 3u / (1 + 2u) at u = 1, 3/4, 1/2, 1/4.
+    assert shifted.times == pytest.approx([1.0, 9 / 10, 3 / 4, 1 / 2])
+    # Training draws the same logit-normal u and shifts it: same noise stream, every time moved up.
+    for model in (plain, shifted):
+        model.times = []
+        model.loss(ctx, torch.zeros(4, 4, 3, SIZE, SIZE), torch.zeros(4, 4, 7), torch.Generator().manual_seed(7))
+    u = torch.tensor(plain.times, dtype=torch.float64)
+    assert shifted.times == pytest.approx((3 * u / (1 + 2 * u)).tolist())
+    assert all(s > p for s, p in zip(shifted.times, plain.times, strict=True))
+
+
 def test_the_x0_loss_is_the_clean_sample_error() -> None:
     # A network that outputs zeros: its x0 loss is the mean square of the residual target, exactly.
     model = _as(_Recorder, residual=True, objective="x0")
@@ -220,6 +253,7 @@ def test_the_x0_loss_is_the_clean_sample_error() -> None:
         ({"attention_levels": (False,)}, "one entry per"),
         ({"image_size": 17}, "divisible by 2"),
         ({"predict_frames": 0}, ">= 1"),
+        ({"time_shift": 0.5}, "time_shift must be >= 1"),
     ],
 )
 def test_bad_configs_are_refused(overrides: dict[str, object], message: str) -> None:
@@ -244,6 +278,17 @@ def test_save_and_load_round_trip_and_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "export" / "config.json").write_text(json.dumps(config))
     with pytest.raises(WorldModelLoadError, match="missing normalisation statistics"):
         WorldModel.from_pretrained(tmp_path / "export")
+
+
+def test_an_export_from_before_the_time_shift_loads_unshifted(tmp_path: Path) -> None:
+    # Exports written before ``time_shift`` existed were trained and sampled without a shift.
+    model = _model(time_shift=3.0)
+    model.save_pretrained(tmp_path / "export")
+    config = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert config["time_shift"] == 3.0
+    del config["time_shift"]
+    (tmp_path / "export" / "config.json").write_text(json.dumps(config))
+    assert WorldModel.from_pretrained(tmp_path / "export").cfg.time_shift == 1.0
 
 
 def test_audit_windows_need_the_whole_horizon() -> None:

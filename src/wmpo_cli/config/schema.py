@@ -181,6 +181,8 @@ class FitWorldModelConfig:
     context_noise: float = 0.1
     context_noise_sample: float = 0.02
     sample_steps: int = 10
+    # >= 1: noise levels moved towards pure noise in training and sampling (1 = none).
+    time_shift: float = 1.0
     residual: bool = True
     # Optimisation: AdamW (WMPO: lr 1e-4, no weight decay), warm-up then cosine decay, EMA export.
     batch_size: int = 16

@@ -73,6 +73,7 @@ def _model_config(cfg: FitWorldModelConfig, image_size: int) -> Any:
         context_noise=cfg.context_noise,
         context_noise_sample=cfg.context_noise_sample,
         sample_steps=cfg.sample_steps,
+        time_shift=cfg.time_shift,
         residual=cfg.residual,
     )
 

@@ -143,8 +143,9 @@ class WorldModel(nn.Module):
         def randn(shape: tuple[int, ...]) -> torch.Tensor:
             return torch.randn(shape, generator=generator, device="cpu").to(dev)
 
-        # Logit-normal t concentrates training on mid noise levels, where the content is decided.
-        t = torch.sigmoid(randn((b,)))
+        # Logit-normal t concentrates training on mid noise levels, where the content is decided;
+        # the shift then moves that mass towards the noisy end the few-step sampler starts from.
+        t = self.shift_time(torch.sigmoid(randn((b,))))
         eps = randn(tuple(x0.shape))
         x_t = (1.0 - t)[:, None, None, None, None] * x0 + t[:, None, None, None, None] * eps
         level = torch.rand((b,), generator=generator).to(dev) * self.cfg.context_noise
@@ -153,6 +154,11 @@ class WorldModel(nn.Module):
         out = self(x_t, t, noisy_context, actions, level)
         goal = {"velocity": x0 - eps, "epsilon": eps, "x0": x0}[self.cfg.objective]
         return F.mse_loss(out.float(), goal.float())
+
+    def shift_time(self, t: torch.Tensor) -> torch.Tensor:
+        """``s t / (1 + (s - 1) t)``: monotone on [0, 1], fixes 0 and 1, moves the rest towards 1."""
+        s = self.cfg.time_shift
+        return t if s == 1.0 else s * t / (1.0 + (s - 1.0) * t)
 
     # -- sampling -------------------------------------------------------------------------
     @torch.no_grad()
@@ -175,8 +181,10 @@ class WorldModel(nn.Module):
         shape = (b, self.cfg.predict_frames, 3, self.cfg.image_size, self.cfg.image_size)
         z = torch.randn(shape, generator=generator, device="cpu").to(context.device, context.dtype)
         level = torch.full((b,), self.cfg.context_noise_sample, device=context.device)
+        # Euler grid from t = 1 to 0, shifted like the training times (uniform when time_shift = 1).
+        grid = self.shift_time(torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)).tolist()
         for i in range(steps):
-            t_now = 1.0 - i / steps
+            t_now, t_next = grid[i], grid[i + 1]
             t = torch.full((b,), t_now, device=context.device)
             out = self(z, t, context, actions, level).to(z.dtype)
             if self.cfg.objective == "velocity":
@@ -186,7 +194,7 @@ class WorldModel(nn.Module):
             else:  # x0 from eps on the straight path, then the same Euler step
                 x0 = (z - t_now * out) / max(1.0 - t_now, 1e-3)
                 velocity = x0 - out
-            z = z + velocity / steps
+            z = z + velocity * (t_now - t_next)
         if self.cfg.residual:
             z = z + context[:, -1:]
         return z.clamp(-1.0, 1.0)
