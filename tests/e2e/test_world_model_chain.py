@@ -157,3 +157,37 @@ def test_fit_world_model_resumes_from_its_last_checkpoint(run: Path, tmp_path: P
     assert ckpt["global_step"] == 4
     # The EMA copy is part of the checkpoint, so a resumed run exports a continued average.
     assert any(key.startswith("ema.") for key in ckpt["state_dict"])
+
+
+def test_a_latent_world_model_trains_its_autoencoder_first_then_audits(run: Path, cli, tmp_path: Path) -> None:
+    from wmpo_cli.models.world_model import WorldModel
+
+    common = ("--run-dir", str(tmp_path), "--recipe", "debug", "--quiet")
+    latent = ("--set", "latent_channels=4", "--set", "autoencoder_channels=[16,16]", "--set", "autoencoder_steps=3")
+    fit = cli(*common, "fit-world-model", "--task", "lift", "--demos", str(run / "demos"), "--max-steps", "5", *latent)
+    assert fit.code == 0, fit.stderr
+    wm = read_manifest(tmp_path / "world_model")
+    assert wm.complete and wm.metrics["steps"] == 5 and wm.metrics["val_autoencoder_psnr"] > 0
+    lines = [json.loads(x) for x in (tmp_path / "world_model" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    # Steps 0-2 train the autoencoder (the validation after 2 steps scores its reconstructions);
+    # step 3 fixes the latent scale and the UNet trains from there, its learning-rate schedule
+    # restarted. (Lightning repeats a key's last value on later lines of the epoch.)
+    train = {r["step"]: r for r in lines if "train/lr" in r}
+    assert min(s for s, r in train.items() if "train/autoencoder_loss" in r) == 0
+    assert [s for s, r in train.items() if "train/loss" in r] == [3, 4]
+    assert train[3]["train/lr"] == train[0]["train/lr"] > train[2]["train/lr"]
+    validations = [r for r in lines if any(k.startswith("val/") for k in r)]
+    assert "val/autoencoder_psnr" in validations[0] and "val/loss" not in validations[0]
+    assert all("val/loss" in r and "val/autoencoder_psnr" not in r for r in validations[1:])
+    scale = sorted({r["train/latent_scale"] for r in lines if "train/latent_scale" in r})
+    model = WorldModel.from_pretrained(tmp_path / "world_model" / "export")
+    assert len(scale) == 1 and float(model.latent_scale) == pytest.approx(scale[0], rel=1e-6)
+    assert model.cfg.latent_channels == 4 and model.cfg.sample_size == 16  # 32 px frames, one halving
+    audit = cli(*common, "imagine", "--audit", "--from", str(run / "demos"))
+    assert audit.code == 0, audit.stderr
+    report = json.loads((tmp_path / "imagine" / f"audit-{wm.id}" / "audit.json").read_text())
+    assert report["windows"] == 2 and report["metrics"]["model"]["1"]["psnr"] > 0
+    too_few = cli(*common, "fit-world-model", "--task", "lift", "--demos", str(run / "demos"), "--force", *latent,
+                  "--set", "autoencoder_steps=4")  # fmt: skip
+    assert too_few.code == 2 and "1 <= autoencoder_steps < max_steps" in too_few.stderr
+    assert read_manifest(tmp_path / "world_model").id == wm.id  # the refused run left the artifact alone

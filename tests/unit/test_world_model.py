@@ -318,3 +318,60 @@ def test_audit_compares_methods_on_the_same_windows() -> None:
     assert result.side_by_side().shape == (9, SIZE, 3 * SIZE + 4, 3)
     with pytest.raises(ValueError, match="at least 2 episodes"):
         run_audit(model, episodes[:1], horizons=(1,), starts=(0,))
+
+
+def _latent_model() -> WorldModel:
+    # 16 px frames -> 8 x 8 latents of 4 channels (two autoencoder levels), a two-level UNet on them.
+    return _model(latent_channels=4, autoencoder_channels=(8, 8))
+
+
+def test_a_latent_model_takes_and_returns_pixels_and_trains_only_its_unet() -> None:
+    model = _latent_model().train()
+    assert model.cfg.sample_size == SIZE // 2 and model.cfg.channels == 4
+    ctx = torch.rand(2, 2, 3, SIZE, SIZE) * 2 - 1
+    tgt = torch.rand(2, 4, 3, SIZE, SIZE) * 2 - 1
+    actions = torch.rand(2, 4, 7) * 2 - 1
+    assert model.encode(tgt).shape == (2, 4, 4, SIZE // 2, SIZE // 2)
+    model.loss(ctx, tgt, actions, torch.Generator().manual_seed(0)).backward()
+    assert all(p.grad is None for p in model.autoencoder.parameters())  # frozen while the UNet trains
+    assert all(p.grad is not None for p in model.unet.parameters())
+    frames = model.eval().predict(ctx, actions, generator=torch.Generator().manual_seed(0))
+    assert frames.shape == (2, 4, 3, SIZE, SIZE) and float(frames.abs().max()) <= 1.0
+
+
+def test_the_autoencoder_phase_trains_only_the_autoencoder_and_fixes_a_unit_latent_scale() -> None:
+    model = _latent_model().train()
+    frames = torch.rand(3, 5, 3, SIZE, SIZE) * 2 - 1
+    loss, mse = model.autoencoder_loss(frames, 1e-6, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert float(loss.detach()) >= float(mse.detach()) > 0
+    assert all(p.grad is not None for p in model.autoencoder.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in model.unet.parameters())
+    scale = model.set_latent_scale(frames)
+    assert float(model.latent_scale) == scale
+    assert float(model.encode(frames).std()) == pytest.approx(1.0, rel=1e-4)
+    with pytest.raises(ValueError, match="no autoencoder"):
+        _model().autoencoder_loss(frames, 1e-6)
+
+
+def test_a_latent_export_round_trips_with_its_latent_scale(tmp_path: Path) -> None:
+    model = _latent_model()
+    model.set_latent_scale(torch.rand(2, 3, 3, SIZE, SIZE) * 2 - 1)
+    model.save_pretrained(tmp_path / "export")
+    loaded = WorldModel.from_pretrained(tmp_path / "export")
+    assert loaded.cfg == model.cfg and float(loaded.latent_scale) == float(model.latent_scale)
+    ctx = torch.rand(1, 2, 3, SIZE, SIZE) * 2 - 1
+    actions = torch.zeros(1, 4, 7)
+    one = model.predict(ctx, actions, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(one, loaded.predict(ctx, actions, generator=torch.Generator().manual_seed(1)))
+
+
+def test_a_latent_model_needs_frames_that_halve_through_both_networks() -> None:
+    cfg = WorldModelConfig(
+        task="lift", image_size=20, latent_channels=4, autoencoder_channels=(8, 8, 8),
+        block_out_channels=(8, 8), attention_levels=(False, False),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"divisible by 8 \(one halving per autoencoder level"):
+        cfg.check()
+    with pytest.raises(ValueError, match="latent_channels must be >= 0"):
+        WorldModelConfig(task="lift", latent_channels=-1).check()

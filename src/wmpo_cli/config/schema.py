@@ -184,6 +184,12 @@ class FitWorldModelConfig:
     # >= 1: noise levels moved towards pure noise in training and sampling (1 = none).
     time_shift: float = 1.0
     residual: bool = True
+    # > 0: model the latents of an AutoencoderKL with this many channels (for 128-256 px frames),
+    # trained on the same frames for the first autoencoder_steps of max_steps; 0 = pixel space.
+    latent_channels: int = 0
+    autoencoder_channels: tuple[int, ...] = (64, 128, 128)
+    autoencoder_steps: int = 2000
+    autoencoder_kl_weight: float = 1e-6
     # Optimisation: AdamW (WMPO: lr 1e-4, no weight decay), warm-up then cosine decay, EMA export.
     batch_size: int = 16
     max_steps: int = 4000

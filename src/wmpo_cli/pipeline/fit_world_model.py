@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,11 @@ def validate(cfg: FitWorldModelConfig) -> None:
         raise UsageError(f"image_size must be 0 (the demos' size) or 16..256, got {cfg.image_size}")
     if cfg.batch_size < 1 or cfg.max_steps < 1 or cfg.val_every < 1:
         raise UsageError("batch_size, max_steps and val_every must be >= 1")
+    if cfg.latent_channels > 0 and not 1 <= cfg.autoencoder_steps < cfg.max_steps:
+        raise UsageError(
+            f"a latent world model needs 1 <= autoencoder_steps < max_steps (got {cfg.autoencoder_steps} of"
+            f" {cfg.max_steps}): the autoencoder trains first, then the UNet"
+        )
     if cfg.lr <= 0 or cfg.devices < 1 or not 0.0 <= cfg.ema_decay < 1.0 or cfg.rollout_weight <= 0:
         raise UsageError("lr and rollout_weight must be > 0, devices >= 1, ema_decay in [0, 1)")
 
@@ -74,6 +80,8 @@ def _model_config(cfg: FitWorldModelConfig, image_size: int) -> Any:
         context_noise_sample=cfg.context_noise_sample,
         sample_steps=cfg.sample_steps,
         time_shift=cfg.time_shift,
+        latent_channels=cfg.latent_channels,
+        autoencoder_channels=tuple(cfg.autoencoder_channels),
         residual=cfg.residual,
     )
 
@@ -201,14 +209,26 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
     module = WorldModelModule(
         model,
         WorldModelOptim(
-            cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, cfg.grad_clip, cfg.ema_decay, cfg.seed
+            cfg.lr,
+            cfg.weight_decay,
+            cfg.warmup_steps,
+            cfg.max_steps,
+            cfg.grad_clip,
+            cfg.ema_decay,
+            cfg.seed,
+            autoencoder_steps=cfg.autoencoder_steps if cfg.latent_channels > 0 else 0,
+            autoencoder_kl_weight=cfg.autoencoder_kl_weight,
         ),
         val_sample_batches=cfg.val_sample_batches,
     )
     precision = resolve_precision(cfg)
     has_valid = bool(loaders)
+    trainer_cfg = cfg
+    if cfg.latent_channels > 0 and cfg.strategy == "ddp":
+        # Each phase leaves the other's parameters without gradients, which plain DDP refuses.
+        trainer_cfg = replace(cfg, strategy="ddp_find_unused_parameters_true")
     trainer, ckpt_path, progress = fit_trainer(
-        cfg,
+        trainer_cfg,
         stage="fit-world-model",
         dirs=dirs,
         precision=precision,
@@ -245,6 +265,7 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
         "val_loss": logged.get("val/loss"),
         "val_psnr_1chunk": logged.get("val/psnr_1chunk"),
         "val_psnr_copy_last": logged.get("val/psnr_copy_last"),
+        "val_autoencoder_psnr": module.autoencoder_psnr,
         "real_episodes": budget,
         "precision": precision,
         "wall_s": round(wall_s, 2),

@@ -44,6 +44,12 @@ class WorldModelConfig:
             shift). A few-step sampler's first step is the prediction at t = 1, the conditional mean
             frame; unshifted logit-normal training visits t > 0.9 only 1.4 % of the time, s = 3 makes
             that 14 %. 1 = no shift.
+        latent_channels: 0 (the default) = the UNet works on pixels. > 0 = on the latents of a
+            diffusers ``AutoencoderKL`` with this many channels, trained on the same frames first
+            (for 128-256 px frames, where a pixel UNet is too slow); frames still go in and come
+            out of ``predict`` as pixels.
+        autoencoder_channels: the autoencoder's block widths; each level after the first halves
+            the frame, so (64, 128, 128) turns 128 px frames into 32 x 32 latents.
         residual: generate each future frame as its change from the last context frame rather
             than the frame itself. Most pixels of a manipulation scene do not move within a chunk,
             so the change is mostly zero and the model's capacity goes to what moves (the arm,
@@ -65,12 +71,33 @@ class WorldModelConfig:
     context_noise_sample: float = 0.02
     sample_steps: int = 10
     time_shift: float = 1.0
+    latent_channels: int = 0
+    autoencoder_channels: tuple[int, ...] = (64, 128, 128)
     residual: bool = True
     format: str = field(default=WORLD_MODEL_FORMAT)
 
     @property
     def window(self) -> int:
         return self.context_frames + self.predict_frames
+
+    @property
+    def latent(self) -> bool:
+        return self.latent_channels > 0
+
+    @property
+    def latent_factor(self) -> int:
+        """How many pixels one latent cell spans per side (1 in pixel space)."""
+        return 2 ** (len(self.autoencoder_channels) - 1) if self.latent else 1
+
+    @property
+    def channels(self) -> int:
+        """Channels of one frame as the UNet sees it (RGB or latent)."""
+        return self.latent_channels if self.latent else 3
+
+    @property
+    def sample_size(self) -> int:
+        """Side of one frame as the UNet sees it."""
+        return self.image_size // self.latent_factor
 
     def check(self) -> None:
         """Raise ValueError for a configuration that cannot be built."""
@@ -80,11 +107,16 @@ class WorldModelConfig:
             raise ValueError("attention_levels needs one entry per block_out_channels entry")
         if self.context_frames < 1 or self.predict_frames < 1 or self.sample_steps < 1:
             raise ValueError("context_frames, predict_frames and sample_steps must be >= 1")
-        if self.image_size % (2 ** (len(self.block_out_channels) - 1)):
-            raise ValueError(
-                f"image_size {self.image_size} must be divisible by {2 ** (len(self.block_out_channels) - 1)}"
-                " (one halving per UNet level)"
+        if self.latent_channels < 0 or (self.latent and not self.autoencoder_channels):
+            raise ValueError("latent_channels must be >= 0 (0 = pixel space), with at least one autoencoder level")
+        halvings = self.latent_factor * 2 ** (len(self.block_out_channels) - 1)
+        if self.image_size % halvings:
+            where = (
+                " (one halving per autoencoder level after the first and per UNet level)"
+                if self.latent
+                else (" (one halving per UNet level)")
             )
+            raise ValueError(f"image_size {self.image_size} must be divisible by {halvings}{where}")
         if not self.time_shift >= 1.0:
             raise ValueError(f"time_shift must be >= 1 (1 = no shift), got {self.time_shift}")
         if not 0.0 <= self.context_noise < 1.0 or not 0.0 <= self.context_noise_sample < 1.0:
@@ -92,7 +124,7 @@ class WorldModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for key in ("block_out_channels", "attention_levels"):
+        for key in ("block_out_channels", "attention_levels", "autoencoder_channels"):
             data[key] = list(data[key])
         return data
 
@@ -107,7 +139,7 @@ class WorldModelConfig:
         if unknown:
             raise ValueError(f"unknown world-model config keys: {', '.join(unknown)}")
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("block_out_channels", "attention_levels"):
+        for key in ("block_out_channels", "attention_levels", "autoencoder_channels"):
             if key in values:
                 values[key] = tuple(values[key])
         try:

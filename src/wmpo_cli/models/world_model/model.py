@@ -14,6 +14,10 @@ Action conditioning is frame-level, in two complementary ways:
   frame ``j`` it produced, so frame ``j`` and its action meet in the first convolution;
 * the whole chunk (plus the context-noise level, WMPO's separate t0 flag) is embedded and
   added to the diffusion-timestep embedding that modulates every residual block.
+
+With ``cfg.latent_channels > 0`` all of this happens on the latents of a diffusers
+``AutoencoderKL`` (trained first on the same frames, see ``autoencoder_loss``) instead of on
+pixels; ``predict`` still takes and returns pixel frames.
 """
 
 from __future__ import annotations
@@ -72,20 +76,39 @@ class WorldModel(nn.Module):
         cfg.check()
         self.cfg = cfg
         self.action_stats = actions
-        h, f, e = cfg.context_frames, cfg.predict_frames, cfg.action_embed_dim
+        h, f, e, c = cfg.context_frames, cfg.predict_frames, cfg.action_embed_dim, cfg.channels
         time_embed_dim = cfg.block_out_channels[0] * 4
         down = tuple("AttnDownBlock2D" if attn else "DownBlock2D" for attn in cfg.attention_levels)
         up = tuple("AttnUpBlock2D" if attn else "UpBlock2D" for attn in reversed(cfg.attention_levels))
+        self.autoencoder: Any = None
+        if cfg.latent:
+            from diffusers import AutoencoderKL
+
+            levels = len(cfg.autoencoder_channels)
+            self.autoencoder = AutoencoderKL(
+                in_channels=3,
+                out_channels=3,
+                down_block_types=("DownEncoderBlock2D",) * levels,
+                up_block_types=("UpDecoderBlock2D",) * levels,
+                block_out_channels=cfg.autoencoder_channels,
+                layers_per_block=1,
+                latent_channels=cfg.latent_channels,
+                norm_num_groups=_groups(cfg.autoencoder_channels),
+                sample_size=cfg.image_size,
+            )
+            # Latents are multiplied by this (1 / their std, set once the autoencoder is trained)
+            # so the diffusion sees unit-scale data, as Stable Diffusion's scaling factor.
+            self.register_buffer("latent_scale", torch.ones(()))
         self.unet = UNet2DModel(
-            sample_size=cfg.image_size,
-            in_channels=3 * h + (3 + e) * f,
-            out_channels=3 * f,
+            sample_size=cfg.sample_size,
+            in_channels=c * h + (c + e) * f,
+            out_channels=c * f,
             block_out_channels=cfg.block_out_channels,
             layers_per_block=cfg.layers_per_block,
             down_block_types=down,
             up_block_types=up,
             attention_head_dim=min(32, min(cfg.block_out_channels)),
-            norm_num_groups=32 if min(cfg.block_out_channels) % 32 == 0 else 8,
+            norm_num_groups=_groups(cfg.block_out_channels),
             class_embed_type="identity",
         )
         self.conditioner = ActionConditioner(cfg, time_embed_dim)
@@ -99,20 +122,21 @@ class WorldModel(nn.Module):
         actions: torch.Tensor,
         context_noise: torch.Tensor,
     ) -> torch.Tensor:
-        """Network output for ``noisy`` (B, F, 3, S, S) at times ``t`` (B,) in [0, 1].
+        """Network output for ``noisy`` (B, F, C, s, s) at times ``t`` (B,) in [0, 1].
 
-        ``context`` (B, H, 3, S, S) and ``noisy`` are in [-1, 1] frame units; ``actions`` (B, F, D)
-        are already normalised; ``context_noise`` (B,) is the level the context was noised with.
-        Returns the (B, F, 3, S, S) velocity, eps or x0, per ``cfg.objective``.
+        ``context`` (B, H, C, s, s) and ``noisy`` are in [-1, 1] frame units (or scaled latents,
+        C = ``cfg.channels``); ``actions`` (B, F, D) are already normalised; ``context_noise`` (B,)
+        is the level the context was noised with.
+        Returns the (B, F, C, s, s) velocity, eps or x0, per ``cfg.objective``.
         """
-        b, f, _, s, _ = noisy.shape
+        b, f, c, s, _ = noisy.shape
         per_frame, chunk = self.conditioner(actions, context_noise)
         planes = per_frame[:, :, :, None, None].expand(-1, -1, -1, s, s)
         # Each frame's channels are followed by its own action's plane: [ctx..., x1, a1, x2, a2, ...].
         targets = torch.cat([noisy, planes.to(noisy.dtype)], dim=2).flatten(1, 2)
         sample = torch.cat([context.flatten(1, 2), targets], dim=1)
         out = self.unet(sample, t * TIMESTEP_SCALE, class_labels=chunk).sample
-        return out.view(b, f, 3, s, s)
+        return out.view(b, f, c, s, s)
 
     def normalise_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Environment actions (..., D) -> the network's [-1, 1] scale (1 %/99 % quantiles, clipped)."""
@@ -122,6 +146,55 @@ class WorldModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    # -- the latent space (cfg.latent_channels > 0) ---------------------------------------------
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Pixel frames (B, N, 3, S, S) -> what the UNet models: the frames themselves, or the
+        scaled posterior means (B, N, C, S / k, S / k) of the frozen autoencoder."""
+        if self.autoencoder is None:
+            return frames
+        b, n = frames.shape[:2]
+        latents = self.autoencoder.encode(frames.flatten(0, 1)).latent_dist.mean * self.latent_scale
+        return latents.view(b, n, *latents.shape[1:])
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`encode`: (B, N, C, s, s) -> pixel frames (B, N, 3, S, S) in [-1, 1]."""
+        if self.autoencoder is None:
+            return latents.clamp(-1.0, 1.0)
+        b, n = latents.shape[:2]
+        frames = self.autoencoder.decode(latents.flatten(0, 1) / self.latent_scale).sample
+        return frames.view(b, n, *frames.shape[1:]).clamp(-1.0, 1.0)
+
+    def autoencoder_loss(
+        self, frames: torch.Tensor, kl_weight: float, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, reconstruction MSE) of the autoencoder on pixel frames (..., 3, S, S).
+
+        Reconstruction MSE (per pixel) of a posterior sample plus ``kl_weight`` x the KL to the unit
+        Gaussian (summed per frame, averaged over frames; a small weight, as latent diffusion's
+        1e-6: the KL only keeps the latents bounded).
+        """
+        if self.autoencoder is None:
+            raise ValueError("a pixel-space world model has no autoencoder")
+        x = frames.reshape(-1, *frames.shape[-3:])
+        posterior = self.autoencoder.encode(x).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=generator, device="cpu").to(x.device, x.dtype)
+        sample = posterior.mean + posterior.std * noise
+        reconstruction = self.autoencoder.decode(sample).sample
+        mse = F.mse_loss(reconstruction.float(), x.float())
+        return mse + kl_weight * posterior.kl().mean(), mse
+
+    @torch.no_grad()
+    def set_latent_scale(self, frames: torch.Tensor) -> float:
+        """Fix ``latent_scale`` to 1 / std of the latents of ``frames``; returns it."""
+        if self.autoencoder is None:
+            raise ValueError("a pixel-space world model has no latent scale")
+        self.latent_scale.fill_(1.0)
+        std = float(self.encode(frames).float().std())
+        self.latent_scale.fill_(1.0 / max(std, 1e-6))
+        return float(self.latent_scale)
 
     # -- the objective ------------------------------------------------------------------------
     def loss(
@@ -134,7 +207,9 @@ class WorldModel(nn.Module):
         """Rectified-flow (or eps) MSE on the F target frames; context noise augmentation included.
 
         ``context`` (B, H, 3, S, S) and ``target`` (B, F, 3, S, S) in [-1, 1]; ``actions`` normalised.
+        A latent model encodes both with its frozen autoencoder first.
         """
+        context, target = self.encode(context), self.encode(target)
         b = target.shape[0]
         dev = target.device
         # The residual is taken from the clean last frame: that is the frame added back at sampling.
@@ -177,8 +252,9 @@ class WorldModel(nn.Module):
         fixes the result on any device.
         """
         steps = int(steps or self.cfg.sample_steps)
+        context = self.encode(context)
         b = context.shape[0]
-        shape = (b, self.cfg.predict_frames, 3, self.cfg.image_size, self.cfg.image_size)
+        shape = (b, self.cfg.predict_frames, self.cfg.channels, self.cfg.sample_size, self.cfg.sample_size)
         z = torch.randn(shape, generator=generator, device="cpu").to(context.device, context.dtype)
         level = torch.full((b,), self.cfg.context_noise_sample, device=context.device)
         # Euler grid from t = 1 to 0, shifted like the training times (uniform when time_shift = 1).
@@ -197,7 +273,7 @@ class WorldModel(nn.Module):
             z = z + velocity * (t_now - t_next)
         if self.cfg.residual:
             z = z + context[:, -1:]
-        return z.clamp(-1.0, 1.0)
+        return self.decode(z)
 
     # -- persistence ------------------------------------------------------------------------
     def export_config(self) -> dict[str, Any]:
@@ -244,3 +320,8 @@ class WorldModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _groups(channels: tuple[int, ...]) -> int:
+    """GroupNorm groups that divide every width (32 as diffusers' default where possible)."""
+    return 32 if min(channels) % 32 == 0 else 8

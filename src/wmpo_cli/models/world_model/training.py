@@ -4,6 +4,11 @@ The EMA copy is what gets exported (WMPO keeps EMA weights too): sampling from a
 recent weights gives steadier frames than the last noisy SGD iterate. Validation measures both
 the training objective (with a fixed noise stream, so numbers compare across steps) and what a
 user cares about, the PSNR of one sampled chunk against the real next frames.
+
+A latent world model trains in two phases within one run (so one checkpoint resumes either):
+its autoencoder alone for ``autoencoder_steps`` optimiser steps on the windows' frames, then,
+with the autoencoder frozen and the latent scale fixed from the first batch, the UNet. Each phase
+has its own warm-up and cosine decay.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ class WorldModelOptim:
     grad_clip: float
     ema_decay: float
     seed: int
+    # Latent models only: the first optimiser steps train the autoencoder (0 = pixel space).
+    autoencoder_steps: int = 0
+    autoencoder_kl_weight: float = 1e-6
 
 
 class WorldModelModule(L.LightningModule):
@@ -41,6 +49,8 @@ class WorldModelModule(L.LightningModule):
         self.val_sample_batches = val_sample_batches
         self._rng: torch.Generator | None = None
         self._val: dict[str, float] = {}
+        # The last validation PSNR of the autoencoder's reconstructions (latent models only).
+        self.autoencoder_psnr: float | None = None
 
     def _generator(self, salt: int) -> torch.Generator:
         # Noise draws re-seeded per step: a resumed run draws exactly what an uninterrupted one would.
@@ -49,8 +59,23 @@ class WorldModelModule(L.LightningModule):
         self._rng.manual_seed(self.optim.seed * 1_000_003 + salt * 7919 + self.global_rank)
         return self._rng
 
+    def _training_autoencoder(self) -> bool:
+        return self.model.autoencoder is not None and self.global_step < self.optim.autoencoder_steps
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.model.loss(batch["context"], batch["target"], batch["actions"], self._generator(self.global_step))
+        generator = self._generator(self.global_step)
+        if self._training_autoencoder():
+            frames = torch.cat([batch["context"][:, -1:], batch["target"]], dim=1)
+            loss, mse = self.model.autoencoder_loss(frames, self.optim.autoencoder_kl_weight, generator)
+            self.log("train/autoencoder_loss", loss, prog_bar=True)
+            self.log("train/autoencoder_mse", mse)
+            self.log("train/lr", self.optimizers().param_groups[0]["lr"])  # type: ignore[union-attr]
+            return loss
+        if self.model.autoencoder is not None and self.global_step == self.optim.autoencoder_steps:
+            # The first UNet step: the autoencoder is final, so its latents' scale can be fixed.
+            scale = self.model.set_latent_scale(batch["target"])
+            self.log("train/latent_scale", scale)
+        loss = self.model.loss(batch["context"], batch["target"], batch["actions"], generator)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])  # type: ignore[union-attr]
         return loss
@@ -61,8 +86,12 @@ class WorldModelModule(L.LightningModule):
         n = self.global_step
         decay = min(self.optim.ema_decay, (1.0 + n) / (10.0 + n))
         with torch.no_grad():
-            for ema, live in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                ema.lerp_(live.detach(), 1.0 - decay)
+            for (name, ema), live in zip(self.ema.named_parameters(), self.model.parameters(), strict=True):
+                # The autoencoder is copied, not averaged: the UNet trains on the live one's latents.
+                if name.startswith("autoencoder."):
+                    ema.copy_(live)
+                else:
+                    ema.lerp_(live.detach(), 1.0 - decay)
             for ema, live in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                 ema.copy_(live)
 
@@ -71,6 +100,12 @@ class WorldModelModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         b = batch["target"].shape[0]
+        if self._training_autoencoder():  # the UNet is untrained: score reconstructions instead
+            with torch.no_grad():
+                frames = self.ema.decode(self.ema.encode(batch["target"]))
+            self._val["psnr"] += float(psnr(frames, batch["target"]).sum())
+            self._val["psnr_n"] += b
+            return
         generator = self._generator(1_000_000 + batch_idx)
         loss = self.ema.loss(batch["context"], batch["target"], batch["actions"], generator)
         self._val["loss"] += float(loss) * b
@@ -84,11 +119,15 @@ class WorldModelModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         v = self._val
-        if not v.get("n"):
+        if not v.get("n") and not v.get("psnr_n"):
             return
         keys = ("loss", "n", "psnr", "psnr_n", "copy")
         reduced = self.all_gather(torch.tensor([v[k] for k in keys], dtype=torch.float64))
         loss, n, total_psnr, psnr_n, copy_psnr = reduced.reshape(-1, len(keys)).sum(0).tolist()
+        if self._training_autoencoder():
+            self.autoencoder_psnr = total_psnr / psnr_n  # kept: later validations log other keys
+            self.log("val/autoencoder_psnr", self.autoencoder_psnr, prog_bar=True, rank_zero_only=True)
+            return
         self.log("val/loss", loss / n, prog_bar=True, rank_zero_only=True)
         if psnr_n:
             self.log("val/psnr_1chunk", total_psnr / psnr_n, prog_bar=True, rank_zero_only=True)
@@ -96,9 +135,14 @@ class WorldModelModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, self.optim.warmup_steps, self.optim.max_steps)
-        )
+        first = self.optim.autoencoder_steps if self.model.autoencoder is not None else 0
+
+        def factor(step: int) -> float:  # one warm-up and cosine per phase
+            if step < first:
+                return warmup_cosine(step, self.optim.warmup_steps, first)
+            return warmup_cosine(step - first, self.optim.warmup_steps, self.optim.max_steps - first)
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def configure_gradient_clipping(
