@@ -64,12 +64,12 @@ class WorldModelModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         generator = self._generator(self.global_step)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])  # type: ignore[union-attr]
         if self._training_autoencoder():
             frames = torch.cat([batch["context"][:, -1:], batch["target"]], dim=1)
             loss, mse = self.model.autoencoder_loss(frames, self.optim.autoencoder_kl_weight, generator)
             self.log("train/autoencoder_loss", loss, prog_bar=True)
             self.log("train/autoencoder_mse", mse)
-            self.log("train/lr", self.optimizers().param_groups[0]["lr"])  # type: ignore[union-attr]
             return loss
         if self.model.autoencoder is not None and self.global_step == self.optim.autoencoder_steps:
             # The first UNet step: the autoencoder is final, so its latents' scale can be fixed.
@@ -77,7 +77,6 @@ class WorldModelModule(L.LightningModule):
             self.log("train/latent_scale", scale)
         loss = self.model.loss(batch["context"], batch["target"], batch["actions"], generator)
         self.log("train/loss", loss, prog_bar=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"])  # type: ignore[union-attr]
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
