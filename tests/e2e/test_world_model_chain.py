@@ -186,7 +186,16 @@ def test_a_latent_world_model_trains_its_autoencoder_first_then_audits(run: Path
     audit = cli(*common, "imagine", "--audit", "--from", str(run / "demos"))
     assert audit.code == 0, audit.stderr
     report = json.loads((tmp_path / "imagine" / f"audit-{wm.id}" / "audit.json").read_text())
-    assert report["windows"] == 2 and report["metrics"]["model"]["1"]["psnr"] > 0
+    pixel_report = json.loads(
+        (run / "imagine" / f"audit-{read_manifest(run / 'world_model').id}" / "audit.json").read_text()
+    )
+    # Scored in pixels on the same windows as the pixel model: the copy-last baseline is identical.
+    assert report["windows"] == 2 and report["metrics"]["copy_last"] == pixel_report["metrics"]["copy_last"]
+    assert report["metrics"]["model"]["1"]["psnr"] > 0
+    # The exported (EMA) autoencoder is exactly the one the UNet trained on, not an average of it.
+    state = torch.load(tmp_path / "world_model" / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    live = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.autoencoder.")}
+    assert live and all(torch.equal(v, state[f"ema.{k}"]) for k, v in live.items())
     too_few = cli(*common, "fit-world-model", "--task", "lift", "--demos", str(run / "demos"), "--force", *latent,
                   "--set", "autoencoder_steps=4")  # fmt: skip
     assert too_few.code == 2 and "1 <= autoencoder_steps < max_steps" in too_few.stderr

@@ -22,6 +22,7 @@ from wmpo_cli.models.world_model.data import (
 )
 from wmpo_cli.models.world_model.metrics import psnr, ssim
 from wmpo_cli.models.world_model.model import WorldModel, WorldModelLoadError
+from wmpo_cli.models.world_model.training import ema_decay
 from wmpo_cli.rl.audit import audit_windows, run_audit
 
 SIZE = 16
@@ -375,3 +376,12 @@ def test_a_latent_model_needs_frames_that_halve_through_both_networks() -> None:
         cfg.check()
     with pytest.raises(ValueError, match="latent_channels must be >= 0"):
         WorldModelConfig(task="lift", latent_channels=-1).check()
+
+
+def test_the_ema_decay_ramps_from_the_averaged_networks_first_step() -> None:
+    # Until the averaged network has taken a step the average is a copy; then (1 + n) / (10 + n)
+    # up to the ceiling (a pixel model's first step gives 2 / 11, as before the latent phases).
+    assert [ema_decay(n, 0.999) for n in (-5, 0)] == [0.0, 0.0]
+    assert ema_decay(1, 0.999) == pytest.approx(2 / 11)
+    assert ema_decay(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay(10_000, 0.999) == 0.999

@@ -216,7 +216,7 @@ def run(cfg: FitWorldModelConfig, run_dir: Path, *, force: bool = False) -> Mani
             cfg.grad_clip,
             cfg.ema_decay,
             cfg.seed,
-            autoencoder_steps=cfg.autoencoder_steps if cfg.latent_channels > 0 else 0,
+            autoencoder_steps=cfg.autoencoder_steps,  # ignored by pixel models
             autoencoder_kl_weight=cfg.autoencoder_kl_weight,
         ),
         val_sample_batches=cfg.val_sample_batches,

@@ -111,11 +111,8 @@ class WorldModelConfig:
             raise ValueError("latent_channels must be >= 0 (0 = pixel space), with at least one autoencoder level")
         halvings = self.latent_factor * 2 ** (len(self.block_out_channels) - 1)
         if self.image_size % halvings:
-            where = (
-                " (one halving per autoencoder level after the first and per UNet level)"
-                if self.latent
-                else (" (one halving per UNet level)")
-            )
+            levels = "per autoencoder level after the first and per UNet level" if self.latent else "per UNet level"
+            where = f" (one halving {levels})"
             raise ValueError(f"image_size {self.image_size} must be divisible by {halvings}{where}")
         if not self.time_shift >= 1.0:
             raise ValueError(f"time_shift must be >= 1 (1 = no shift), got {self.time_shift}")

@@ -35,9 +35,18 @@ class WorldModelOptim:
     grad_clip: float
     ema_decay: float
     seed: int
-    # Latent models only: the first optimiser steps train the autoencoder (0 = pixel space).
+    # Latent models only (pixel models ignore it): the first optimiser steps train the autoencoder.
     autoencoder_steps: int = 0
     autoencoder_kl_weight: float = 1e-6
+
+
+def ema_decay(steps_trained: int, ceiling: float) -> float:
+    """EMA decay once the averaged network has completed ``steps_trained`` optimiser steps (<= 0:
+    none yet, so the average is a copy). Short runs cannot wait for a 0.999 average to forget the
+    random start, so the decay ramps up as (1 + n) / (10 + n) until it reaches ``ceiling``."""
+    if steps_trained <= 0:
+        return 0.0
+    return min(ceiling, (1.0 + steps_trained) / (10.0 + steps_trained))
 
 
 class WorldModelModule(L.LightningModule):
@@ -60,7 +69,7 @@ class WorldModelModule(L.LightningModule):
         return self._rng
 
     def _training_autoencoder(self) -> bool:
-        return self.model.autoencoder is not None and self.global_step < self.optim.autoencoder_steps
+        return self.global_step < self._unet_phase_start()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         generator = self._generator(self.global_step)
@@ -71,7 +80,7 @@ class WorldModelModule(L.LightningModule):
             self.log("train/autoencoder_loss", loss, prog_bar=True)
             self.log("train/autoencoder_mse", mse)
             return loss
-        if self.model.autoencoder is not None and self.global_step == self.optim.autoencoder_steps:
+        if self.model.autoencoder is not None and self.global_step == self._unet_phase_start():
             # The first UNet step: the autoencoder is final, so its latents' scale can be fixed.
             scale = self.model.set_latent_scale(batch["target"])
             self.log("train/latent_scale", scale)
@@ -79,18 +88,19 @@ class WorldModelModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
+    def _unet_phase_start(self) -> int:
+        return self.optim.autoencoder_steps if self.model.autoencoder is not None else 0
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Short runs cannot wait for a 0.9999 average to forget its random start: the decay ramps
-        # up as (1 + n) / (10 + n) until it reaches the configured value.
-        n = self.global_step
-        decay = min(self.optim.ema_decay, (1.0 + n) / (10.0 + n))
+        # Counted from the UNet's first step: during a latent model's autoencoder phase the EMA is a
+        # plain copy (so it holds exactly the autoencoder the UNet will train on, which stays frozen
+        # from then on), and the UNet's average starts from its own first step, not from a decay
+        # already near its ceiling that would keep the random initialisation in the export.
+        # global_step already counts the step just taken.
+        decay = ema_decay(self.global_step - self._unet_phase_start(), self.optim.ema_decay)
         with torch.no_grad():
-            for (name, ema), live in zip(self.ema.named_parameters(), self.model.parameters(), strict=True):
-                # The autoencoder is copied, not averaged: the UNet trains on the live one's latents.
-                if name.startswith("autoencoder."):
-                    ema.copy_(live)
-                else:
-                    ema.lerp_(live.detach(), 1.0 - decay)
+            for ema, live in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                ema.lerp_(live.detach(), 1.0 - decay)
             for ema, live in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                 ema.copy_(live)
 
@@ -134,7 +144,7 @@ class WorldModelModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.optim.lr, weight_decay=self.optim.weight_decay)
-        first = self.optim.autoencoder_steps if self.model.autoencoder is not None else 0
+        first = self._unet_phase_start()
 
         def factor(step: int) -> float:  # one warm-up and cosine per phase
             if step < first:
