@@ -173,4 +173,6 @@ def test_fit_policy_bad_inputs_write_nothing(cli, tmp_path: Path) -> None:
     assert result.code == 3 and "expected 'episodes'" in _error_lines(result.stderr)[0]
     result = cli("--run-dir", str(run), "fit-policy", "--recipe", "debug", "--encoder", "resnet")
     assert result.code == 2 and "unknown encoder 'resnet'" in _error_lines(result.stderr)[0]
+    result = cli("--run-dir", str(run), "fit-policy", "--recipe", "debug", "--set", "state_loss_weight=-1")
+    assert result.code == 2 and "state_loss_weight must be a finite number >= 0" in _error_lines(result.stderr)[0]
     assert not (run / "policy").exists()

@@ -138,3 +138,29 @@ def test_fit_policy_resumes_from_its_last_checkpoint(demo_run: Path, tmp_path: P
     # Only the step after the checkpoint (step 2) was trained again: steps 2 and 3.
     ckpt = torch.load(tmp_path / "policy" / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 4
+
+
+def test_fit_policy_with_the_state_loss_logs_it_and_exports_the_same_policy_shape(
+    demo_run: Path, tmp_path: Path
+) -> None:
+    from wmpo_cli.config import FitPolicyConfig, resolve_config
+    from wmpo_cli.models.policy.vla import VLAPolicy
+    from wmpo_cli.pipeline import fit_policy
+
+    cfg = resolve_config(
+        FitPolicyConfig,
+        task="lift",
+        recipes=("debug",),
+        flags={"demos": str(demo_run / "demos")},
+        overrides=("state_loss_weight=1",),
+    )
+    manifest = fit_policy.run(cfg, tmp_path)
+    assert manifest.complete and manifest.metrics["val_state_loss"] > 0
+    lines = [json.loads(line) for line in (tmp_path / "policy" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert [rec["step"] for rec in lines if "train/state_loss" in rec] == [0, 1, 2, 3]
+    # The head trained in the checkpoint, but the export holds exactly the policy without it.
+    ckpt = torch.load(tmp_path / "policy" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert any(key.startswith("state_head.") for key in ckpt["state_dict"])
+    with_head = VLAPolicy.from_pretrained(tmp_path / "policy" / "export")
+    without = VLAPolicy.from_pretrained(demo_run / "policy" / "export")
+    assert set(with_head.state_dict()) == set(without.state_dict())

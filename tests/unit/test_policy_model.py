@@ -205,3 +205,85 @@ def test_proprio_batches_already_on_the_gpu_give_the_cpu_logits() -> None:
         batch = {k: torch.from_numpy(v).cuda() for k, v in obs.items()}
         on_gpu = gpu_policy.logits(gpu_policy.prepare(batch)).cpu()
     assert torch.allclose(on_cpu, on_gpu, atol=1e-3)
+
+
+def _state_episodes() -> list:
+    from wmpo_cli.models.policy.data import EpisodeArrays
+
+    rng = np.random.default_rng(3)
+    episodes = []
+    for length in (4, 6):
+        states = np.zeros((length, 5))
+        states[:, 0] = np.arange(length) * 0.05  # time: never a target
+        states[:, 1] = rng.normal(size=length)
+        states[:, 2] = 0.8  # constant: never a target
+        states[:, 3:] = rng.normal(size=(length, 2))
+        episodes.append(
+            EpisodeArrays(
+                frames={"agentview": rng.integers(0, 256, (length, 32, 32, 3), dtype=np.uint8)},
+                actions=rng.uniform(-1, 1, size=(length, 7)),
+                states=states,
+            )
+        )
+    return episodes
+
+
+def test_chunk_dataset_holds_the_standardised_state_each_frame_shows() -> None:
+    from wmpo_cli.models.policy.data import ChunkDataset
+    from wmpo_cli.models.state_targets import StateTargets
+
+    episodes = _state_episodes()
+    targets = StateTargets.fit(episodes)
+    np.testing.assert_array_equal(targets.columns, [1, 3, 4])
+    tokenizer = ActionTokenizer.fit(np.concatenate([e.actions for e in episodes]))
+    dataset = ChunkDataset(episodes, ["agentview"], tokenizer, 8, state_targets=targets)
+    stacked = np.concatenate([e.states for e in episodes])[:, [1, 3, 4]]
+    expected = (stacked - stacked.mean(0)) / stacked.std(0)
+    assert len(dataset) == 10 and dataset[7]["state"].shape == (3,)
+    np.testing.assert_allclose(dataset[7]["state"].numpy(), expected[7], rtol=1e-5, atol=1e-6)
+    # Batched states standardise row by row, as one at a time.
+    np.testing.assert_array_equal(targets(episodes[1].states)[2], targets(episodes[1].states[2]))
+    # Without targets no item carries a state; with them every episode needs its states.
+    assert "state" not in ChunkDataset(episodes, ["agentview"], tokenizer, 8)[0]
+    episodes[1].states = None
+    with pytest.raises(ValueError, match="states of every episode"):
+        ChunkDataset(episodes, ["agentview"], tokenizer, 8, state_targets=targets)
+
+
+def test_the_policy_state_head_adds_its_weighted_loss_and_stays_out_of_the_export(tmp_path: Path) -> None:
+    import torch.nn.functional as F
+
+    from wmpo_cli.models.policy.training import ImitationModule, OptimSettings
+
+    policy = _policy()
+    optim = OptimSettings(lr=1e-3, encoder_lr=1e-4, weight_decay=0.0, warmup_steps=1, max_steps=10, seed=0)
+    module = ImitationModule(policy, optim, state_width=3, state_weight=2.5)
+    # One linear map per visual token and hidden unit: 4 tokens (32 px, stride 16) x 32.
+    assert module.state_head is not None and module.state_head.in_features == 4 * 32
+    logged: dict[str, torch.Tensor] = {}
+    module.log = lambda name, value, **_: logged.__setitem__(name, value)  # type: ignore[method-assign]
+    module.optimizers = lambda: torch.optim.SGD(module.parameters(), lr=0.1)  # type: ignore[method-assign]
+    rng = np.random.default_rng(4)
+    batch = {
+        "agentview_image": torch.from_numpy(rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)),
+        "tokens": torch.from_numpy(rng.integers(0, 256, (2, 56))),
+        "state": torch.from_numpy(rng.normal(size=(2, 3)).astype(np.float32)),
+    }
+    module.eval()  # no dropout: the recomputation below sees the same network
+    loss = module.training_step(batch, 0)
+    inputs = policy.prepare(batch, train=True, generator=module._generator())
+    logits, visual = policy.logits_and_visual(inputs)
+    assert visual.shape == (2, 4, 32)
+    ce = F.cross_entropy(logits.flatten(0, 1), batch["tokens"].flatten())
+    state = F.smooth_l1_loss(module.state_head(visual.flatten(1)), batch["state"])
+    assert float(logged["train/loss"].detach()) == pytest.approx(float(ce), rel=1e-5)
+    assert float(logged["train/state_loss"].detach()) == pytest.approx(float(state), rel=1e-5)
+    assert float(loss) == pytest.approx(float(ce + 2.5 * state), rel=1e-5)
+    # The head trains with the policy (the optimiser sees it) but is not part of the export.
+    optimizer = module.configure_optimizers()["optimizer"]
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert all(id(p) in optimised for p in module.state_head.parameters())
+    policy.save_pretrained(tmp_path)
+    loaded = VLAPolicy.from_pretrained(tmp_path)
+    assert not any("state_head" in name for name in loaded.state_dict())
+    assert set(loaded.state_dict()) == set(policy.state_dict())

@@ -95,6 +95,10 @@ class FitPolicyConfig:
     vit_hidden: int = 192
     crop_scale: float = 0.9
     text_tokens: int = 8
+    # Weight of an auxiliary loss: regress the standardised simulator state (object poses included)
+    # from the visual tokens, so the encoder learns where the objects are instead of the demos'
+    # average path. 0 = off. Training only: the export and acting are unchanged.
+    state_loss_weight: float = 0.0
     # Optimisation: AdamW, linear warm-up then cosine decay to 10 %; the pretrained encoder gets
     # encoder_lr (a smaller step keeps its ImageNet features).
     batch_size: int = 32

@@ -14,6 +14,7 @@ same command resumes from ``checkpoints/last.ckpt``.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ def validate(cfg: FitPolicyConfig) -> None:
         raise UsageError(f"crop_scale must be in [0.1, 1], got {cfg.crop_scale}")
     if cfg.lr <= 0 or cfg.encoder_lr <= 0 or cfg.devices < 1:
         raise UsageError("lr and encoder_lr must be > 0, devices >= 1")
+    if not (cfg.state_loss_weight >= 0.0 and math.isfinite(cfg.state_loss_weight)):
+        raise UsageError(f"state_loss_weight must be a finite number >= 0 (0 = off), got {cfg.state_loss_weight}")
 
 
 def _load_split(path: Path, cfg: FitPolicyConfig) -> tuple[list[Any], list[Any], int]:
@@ -87,6 +90,7 @@ def _load_split(path: Path, cfg: FitPolicyConfig) -> tuple[list[Any], list[Any],
                 frames={camera: data.obs[f"{camera}_image"] for camera in cfg.cameras},
                 actions=data.actions,
                 proprio={key: data.obs[key] for key in cfg.proprio_keys},
+                states=data.states if cfg.state_loss_weight > 0 else None,
             )
 
         train = [arrays(n) for n in train_names]
@@ -137,6 +141,7 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
     from wmpo_cli.models.policy.data import ChunkDataset
     from wmpo_cli.models.policy.training import ImitationModule, OptimSettings
     from wmpo_cli.models.policy.vla import ProprioStats, VLAPolicy
+    from wmpo_cli.models.state_targets import StateTargets
     from wmpo_cli.pipeline.training_callbacks import fit_trainer, prepare_training_dirs, resolve_precision
 
     task = get_task(cfg.task)
@@ -187,10 +192,14 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         text_tokens=cfg.text_tokens,
     )
     policy = VLAPolicy(model_cfg, tokenizer, proprio_stats)
-    train_set = ChunkDataset(train, cfg.cameras, tokenizer, cfg.chunk, cfg.proprio_keys)
+    try:
+        state_targets = StateTargets.fit(train) if cfg.state_loss_weight > 0 else None
+    except ValueError as exc:
+        raise UsageError(f"state_loss_weight: {exc}", hint="pass --set state_loss_weight=0") from None
+    train_set = ChunkDataset(train, cfg.cameras, tokenizer, cfg.chunk, cfg.proprio_keys, state_targets)
     loaders: dict[str, Any] = {}
     if valid:
-        valid_set = ChunkDataset(valid, cfg.cameras, tokenizer, cfg.chunk, cfg.proprio_keys)
+        valid_set = ChunkDataset(valid, cfg.cameras, tokenizer, cfg.chunk, cfg.proprio_keys, state_targets)
         loaders["val_dataloaders"] = DataLoader(
             Subset(valid_set, _val_subset(len(valid_set), cfg.val_frames)), batch_size=max(cfg.batch_size, 64)
         )
@@ -205,6 +214,8 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
     module = ImitationModule(
         policy,
         OptimSettings(cfg.lr, cfg.encoder_lr, cfg.weight_decay, cfg.warmup_steps, cfg.max_steps, cfg.seed),
+        state_width=state_targets.width if state_targets is not None else 0,
+        state_weight=cfg.state_loss_weight,
     )
     precision = resolve_precision(cfg)
     trainer, ckpt_path, progress = fit_trainer(
@@ -248,6 +259,7 @@ def run(cfg: FitPolicyConfig, run_dir: Path, *, force: bool = False) -> Manifest
         "val_loss": logged.get("val/loss"),
         "val_token_accuracy": logged.get("val/token_accuracy"),
         "val_action_l1": logged.get("val/action_l1"),
+        "val_state_loss": logged.get("val/state_loss"),
         "precision": precision,
         "wall_s": round(wall_s, 2),
         "steps_per_s": round(steps_this_run / wall_s, 3) if wall_s > 0 else None,

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from wmpo_cli.models.policy.action_tokens import ActionTokenizer
+from wmpo_cli.models.state_targets import StateTargets
 
 
 def chunk_targets(actions: np.ndarray, chunk: int) -> np.ndarray:
@@ -33,15 +34,20 @@ def chunk_targets(actions: np.ndarray, chunk: int) -> np.ndarray:
 
 @dataclass
 class EpisodeArrays:
-    """What training needs of one episode: frames per camera, actions, optional proprio."""
+    """What training needs of one episode: frames per camera, actions, optional proprio and states."""
 
     frames: dict[str, np.ndarray]  # camera -> (T, H, W, 3) uint8
     actions: np.ndarray  # (T, D)
     proprio: dict[str, np.ndarray] | None = None  # proprio key -> (T, d)
+    states: np.ndarray | None = None  # (T, S) simulator states, for the auxiliary state loss
 
 
 class ChunkDataset(Dataset[dict[str, torch.Tensor]]):
-    """Every step of every episode: frames, proprio and the (K*D,) token targets."""
+    """Every step of every episode: frames, proprio and the (K*D,) token targets.
+
+    With ``state_targets`` an item also holds "state", the standardised simulator state that
+    frame shows (the auxiliary target of :class:`~wmpo_cli.models.state_targets.StateTargets`).
+    """
 
     def __init__(
         self,
@@ -50,9 +56,12 @@ class ChunkDataset(Dataset[dict[str, torch.Tensor]]):
         tokenizer: ActionTokenizer,
         chunk: int,
         proprio_keys: Sequence[str] = (),
+        state_targets: StateTargets | None = None,
     ) -> None:
         if not episodes:
             raise ValueError("no episodes to learn from")
+        if state_targets is not None and any(ep.states is None for ep in episodes):
+            raise ValueError("auxiliary state targets need the states of every episode")
         self.frames = {
             camera: torch.from_numpy(np.concatenate([ep.frames[camera] for ep in episodes])) for camera in cameras
         }
@@ -64,6 +73,11 @@ class ChunkDataset(Dataset[dict[str, torch.Tensor]]):
             key: torch.from_numpy(np.concatenate([(ep.proprio or {})[key] for ep in episodes])).float()
             for key in proprio_keys
         }
+        self.states = (
+            torch.from_numpy(np.concatenate([state_targets(ep.states) for ep in episodes if ep.states is not None]))
+            if state_targets is not None
+            else None
+        )
         self.cameras = tuple(cameras)
 
     def __len__(self) -> int:
@@ -75,4 +89,6 @@ class ChunkDataset(Dataset[dict[str, torch.Tensor]]):
         item["actions"] = self.actions[index]
         for key, values in self.proprio.items():
             item[key] = values[index]
+        if self.states is not None:
+            item["state"] = self.states[index]
         return item

@@ -211,20 +211,32 @@ class VLAPolicy(nn.Module):
             inputs["proprio"] = (raw - mean) / std
         return inputs
 
+    @property
+    def visual_token_count(self) -> int:
+        """Visual tokens per observation, all cameras together."""
+        return int(self.visual_pos.shape[0] * self.visual_pos.shape[1])
+
     def logits(self, inputs: Mapping[str, torch.Tensor], instruction: str | None = None) -> torch.Tensor:
         """(B, K*D, bins) action-token logits from prepared inputs."""
+        return self.logits_and_visual(inputs, instruction)[0]
+
+    def logits_and_visual(
+        self, inputs: Mapping[str, torch.Tensor], instruction: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits, and the (B, cameras * N, hidden) visual tokens the trunk saw (for auxiliary losses)."""
         images = inputs["images"]
         batch, n_cams = images.shape[:2]
         visual = self.encoder(images.flatten(0, 1))  # (B*cams, N, C)
         visual = self.visual_proj(visual).view(batch, n_cams, -1, self.cfg.hidden_size) + self.visual_pos
+        visual = visual.flatten(1, 2)
         text = self.text_proj(self._instruction(instruction)).expand(batch, -1, -1)
         parts = [text]
         if self.proprio_proj is not None:
             parts.append(self.proprio_proj(inputs["proprio"]).unsqueeze(1))
-        parts.append(visual.flatten(1, 2))
+        parts.append(visual)
         parts.append(self.action_queries.expand(batch, -1, -1))
         hidden = self.trunk(inputs_embeds=torch.cat(parts, dim=1)).last_hidden_state
-        return self.head(hidden[:, -self.cfg.action_tokens :])
+        return self.head(hidden[:, -self.cfg.action_tokens :]), visual
 
     # ----------------------------------------------------------------- the public API
     @torch.no_grad()

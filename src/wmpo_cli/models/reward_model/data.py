@@ -10,6 +10,9 @@ import torch
 from torch.utils.data import Dataset
 
 from wmpo_cli.models.reward_model.windows import clip_indices, first_success_step, window_end_steps, window_labels
+from wmpo_cli.models.state_targets import StateTargets
+
+__all__ = ["ClipDataset", "LabelledEpisode", "StateTargets"]
 
 
 @dataclass(frozen=True)
@@ -35,46 +38,6 @@ class LabelledEpisode:
     @property
     def success_step(self) -> int | None:
         return first_success_step(self.step_success)
-
-
-@dataclass(frozen=True)
-class StateTargets:
-    """Standardisation of the simulator state at a clip's last frame, the auxiliary target.
-
-    Why: from a few hundred episodes a classifier trained on the success label alone learns
-    shortcuts (how high the arm is) instead of the few pixels that decide success (is the cube
-    up with it). Regressing the scene's state, object poses included, from the same clip makes
-    the features locate the objects; the success head then reads them. Column 0 of the stored
-    state is the simulation time and is left out (a clip cannot see it); columns that never vary
-    in training are left out too (nothing to learn, and no scale to divide by).
-    """
-
-    columns: np.ndarray  # (D,) int64 indices into the stored state
-    mean: np.ndarray  # (D,) float32
-    std: np.ndarray  # (D,) float32
-
-    @classmethod
-    def fit(cls, episodes: Sequence[LabelledEpisode]) -> StateTargets:
-        with_states = [e.states for e in episodes if e.states is not None]
-        widths = {s.shape[1] for s in with_states}
-        if len(widths) != 1:
-            raise ValueError(f"auxiliary state targets need states of one width in every episode, got {sorted(widths)}")
-        stacked = np.concatenate(with_states).astype(np.float64)
-        std = stacked.std(axis=0)
-        columns = np.flatnonzero(std > 1e-6)
-        columns = columns[columns > 0]
-        if columns.size == 0:
-            raise ValueError("auxiliary state targets: no state column varies in the training episodes")
-        return cls(
-            columns.astype(np.int64), stacked.mean(0)[columns].astype(np.float32), std[columns].astype(np.float32)
-        )
-
-    @property
-    def width(self) -> int:
-        return int(self.columns.size)
-
-    def __call__(self, state: np.ndarray) -> np.ndarray:
-        return ((np.asarray(state, dtype=np.float64)[self.columns] - self.mean) / self.std).astype(np.float32)
 
 
 class ClipDataset(Dataset):
