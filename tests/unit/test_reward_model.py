@@ -156,7 +156,7 @@ def _states(length: int) -> np.ndarray:
 
 
 def test_state_targets_drop_time_and_constant_columns_and_standardise() -> None:
-    from wmpo_cli.models.reward_model.data import StateTargets
+    from wmpo_cli.models.state_targets import StateTargets
 
     success = np.zeros(5, dtype=bool)
     episodes = [LabelledEpisode(_frames(5), success, states=_states(5))]
@@ -175,7 +175,7 @@ def test_state_targets_drop_time_and_constant_columns_and_standardise() -> None:
 
 
 def test_state_targets_refuse_missing_mixed_or_constant_states() -> None:
-    from wmpo_cli.models.reward_model.data import StateTargets
+    from wmpo_cli.models.state_targets import StateTargets
 
     success = np.zeros(5, dtype=bool)
     good = LabelledEpisode(_frames(5), success, states=_states(5))

@@ -227,10 +227,11 @@ def run(cfg: FitRewardModelConfig, run_dir: Path, *, force: bool = False) -> Man
     quiet_lightning()
 
     from wmpo_cli.models.reward_model.calibration import choose_threshold, episode_metrics, reliability
-    from wmpo_cli.models.reward_model.data import ClipDataset, StateTargets
+    from wmpo_cli.models.reward_model.data import ClipDataset
     from wmpo_cli.models.reward_model.model import RewardModel
     from wmpo_cli.models.reward_model.plot import draw_reliability
     from wmpo_cli.models.reward_model.training import RewardModelModule, RewardModelOptim
+    from wmpo_cli.models.state_targets import StateTargets
     from wmpo_cli.pipeline.training_callbacks import fit_trainer, prepare_training_dirs, resolve_precision
 
     out = Path(run_dir) / OUTPUT_DIR

@@ -12,8 +12,6 @@ from torch.utils.data import Dataset
 from wmpo_cli.models.reward_model.windows import clip_indices, first_success_step, window_end_steps, window_labels
 from wmpo_cli.models.state_targets import StateTargets
 
-__all__ = ["ClipDataset", "LabelledEpisode", "StateTargets"]
-
 
 @dataclass(frozen=True)
 class LabelledEpisode:
