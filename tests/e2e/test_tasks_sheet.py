@@ -35,6 +35,7 @@ def test_tasks_lists_the_suite_as_json(cli) -> None:
     assert rows["coffee"]["horizon"] == {"D0": 400, "D1": 550, "D2": 550}
     assert rows["three_piece_assembly"]["wide_camera_variants"] == ["D0", "D1", "D2"]
     assert set(rows["stack_three"]["scenarios"]) == {"default", "disrupted"}
+    assert rows["stack_three"]["experts"] == ["scripted", "reactive"] and rows["lift"]["experts"] == ["scripted"]
 
 
 def test_sheet_rejects_bad_paths(cli, tmp_path: Path) -> None:

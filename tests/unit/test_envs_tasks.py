@@ -26,6 +26,9 @@ def test_registry_lookups() -> None:
     assert stack.wide_camera_variants == ("D1",)
     assert stack.default_cameras == ("agentview",)
     check_variant(stack, "D1")
+    assert lift.expert_names == ("scripted",)
+    assert stack.expert_names == ("scripted", "reactive")
+    assert stack.expert_class_for("reactive").endswith(":StackThreeReactiveExpert")
 
 
 def test_unknown_task_and_variant_are_usage_errors() -> None:
@@ -41,6 +44,8 @@ def test_unknown_task_and_variant_are_usage_errors() -> None:
         make_env("lift", cameras=("frontview",))
     with pytest.raises(UnknownTaskError):
         make_expert("nope")
+    with pytest.raises(UnknownTaskError, match="unknown expert 'reactive' for task 'lift'; known: scripted"):
+        make_expert("lift", expert="reactive")
 
 
 def test_task_registry_import_does_not_load_the_simulator() -> None:
@@ -182,6 +187,34 @@ def test_experts_succeed_on_fixed_seeds(request: pytest.FixtureRequest, task: st
         # Reward after action t is the success of state t+1.
         assert np.array_equal(rec.rewards[:-1] > 0, rec.success_flags[1:])
         assert rec.proprio["robot0_eef_pos"].shape == (n, 3)
+
+
+@pytest.mark.sim
+def test_reactive_stack_three_expert_is_memoryless_and_succeeds(stack_env) -> None:
+    """Its action depends on the current simulator state only, so a fresh expert restored to any
+    recorded state acts exactly as the one that lived through the episode (what a single-frame
+    policy can imitate); the scripted expert's phases and hold targets do not pass this test."""
+    from wmpo_cli.envs.rollout import run_expert_episode
+
+    rec = run_expert_episode(stack_env, make_expert("stack_three", expert="reactive"), 0, 400, hold_steps=10)
+    assert rec.success and rec.success_step == 180  # measured
+    for t in range(0, len(rec.actions), 7):
+        stack_env.restore(rec.states[t])
+        fresh = make_expert("stack_three", expert="reactive")
+        fresh.reset(stack_env, np.random.default_rng(0))
+        np.testing.assert_array_equal(fresh.act(stack_env), rec.actions[t], err_msg=f"step {t}")
+    # Every translation is softly saturated below 0.8, not clipped onto ±1.
+    assert np.linalg.norm(rec.actions[:, :3], axis=1).max() < 0.8
+    assert set(np.unique(rec.actions[:, 6])) == {-1.0, 1.0}
+
+    scripted = run_expert_episode(stack_env, make_expert("stack_three"), 0, 400, hold_steps=10)
+    mismatches = 0
+    for t in range(0, len(scripted.actions), 7):
+        stack_env.restore(scripted.states[t])
+        fresh = make_expert("stack_three")
+        fresh.reset(stack_env, np.random.default_rng(0))
+        mismatches += not np.array_equal(fresh.act(stack_env), scripted.actions[t])
+    assert mismatches > len(scripted.actions) // 14
 
 
 @pytest.mark.sim

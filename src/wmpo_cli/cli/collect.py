@@ -29,6 +29,9 @@ def collect(
     workers: int | None = typer.Option(None, help="Worker processes (0 = one per core)."),
     image_size: int | None = typer.Option(None, help="Square frame size in pixels."),
     cameras: list[str] | None = typer.Option(None, help="Camera(s), repeatable: agentview, robot0_eye_in_hand."),
+    expert: str | None = typer.Option(
+        None, help="--source expert: which expert (scripted; stack_three also has reactive, `wmpo tasks`)."
+    ),
     expert_noise: float | None = typer.Option(None, help="Std of action noise on the arm (labelled failures)."),
     successes_only: bool | None = typer.Option(None, "--successes-only", help="Keep successful episodes only."),
     policy: str | None = typer.Option(
@@ -51,7 +54,7 @@ def collect(
     flags = {
         "task": task, "variant": variant, "scenario": scenario, "episodes": episodes, "workers": workers,
         "image_size": image_size, "cameras": tuple(cameras) if cameras else None,
-        "expert_noise": expert_noise, "successes_only": successes_only, "seed": opts.seed,
+        "expert": expert, "expert_noise": expert_noise, "successes_only": successes_only, "seed": opts.seed,
         "source": source, "source_path": source_path, "init_states": init_states,
         "init_state_set": init_state_set, "policy": policy, "temperature": temperature,
         "record_size": record_size, "allow_task_mismatch": allow_task_mismatch,

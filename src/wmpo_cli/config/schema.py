@@ -24,6 +24,8 @@ class CollectConfig:
     source: str = "expert"
     # --from: source demos for "mimicgen" (an episodes artifact dir or any robomimic-layout HDF5).
     source_path: str = ""
+    # --source expert: which of the task's experts ("scripted", or e.g. stack_three's "reactive").
+    expert: str = "scripted"
     episodes: int = 50
     seed: int = 0
     # 0 = one worker process per CPU core.

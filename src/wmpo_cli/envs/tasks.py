@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from wmpo_cli.envs.sim import SimEnv
 
 
+# Every task's own scripted expert; some tasks offer others (TaskSpec.other_experts).
+DEFAULT_EXPERT = "scripted"
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """Static description of one task.
@@ -33,7 +37,8 @@ class TaskSpec:
         default_cameras: cameras recorded when the user names none.
         wide_camera_variants: variants whose ``agentview`` uses MimicGen's wider ``agentview_full`` pose.
         env_class: "module:Class" of the robosuite env (imported lazily, so this module stays light).
-        expert_class: "module:Class" of the scripted expert.
+        expert_class: "module:Class" of the default scripted expert (named ``scripted``).
+        other_experts: (name, "module:Class") of further experts ``wmpo collect --expert`` offers.
         scenario_notes: one line per scenario saying what it changes (shown by ``wmpo tasks``).
         variant_horizons: per-variant overrides of ``horizon`` (MimicGen's wider variants are longer).
     """
@@ -49,8 +54,23 @@ class TaskSpec:
     wide_camera_variants: tuple[str, ...] = ()
     env_class: str = ""
     expert_class: str = ""
+    other_experts: tuple[tuple[str, str], ...] = ()
     scenario_notes: tuple[tuple[str, str], ...] = ()
     variant_horizons: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def expert_names(self) -> tuple[str, ...]:
+        """Names ``wmpo collect --expert`` accepts for this task (``scripted`` first)."""
+        return (DEFAULT_EXPERT, *(name for name, _ in self.other_experts))
+
+    def expert_class_for(self, name: str) -> str:
+        """ "module:Class" of the expert called ``name``; raises ``UnknownTaskError`` if there is none."""
+        classes = {DEFAULT_EXPERT: self.expert_class, **dict(self.other_experts)}
+        if name not in classes:
+            raise UnknownTaskError(
+                f"unknown expert {name!r} for task {self.name!r}; known: {', '.join(self.expert_names)}"
+            )
+        return classes[name]
 
     def horizon_for(self, variant: str) -> int:
         """Collection step limit of ``variant``."""
@@ -94,6 +114,9 @@ TASKS: dict[str, TaskSpec] = {
         wide_camera_variants=("D1",),
         env_class="wmpo_cli.envs.stack_three:StackThree",
         expert_class="wmpo_cli.envs.experts.stack_three:StackThreeExpert",
+        # Memoryless (every action a function of the current frame's state): what a single-frame
+        # policy can imitate; the scripted expert's history-dependent phases cannot be cloned.
+        other_experts=(("reactive", "wmpo_cli.envs.experts.stack_three:StackThreeReactiveExpert"),),
         scenario_notes=(_DEFAULT, ("disrupted", "grey table top")),
     ),
     "square": TaskSpec(
@@ -209,10 +232,10 @@ def cached_env(
     return _ENV_CACHE[key]
 
 
-def make_expert(task: str, noise: float = 0.0) -> ScriptedExpert:
-    """Scripted expert for ``task``; ``noise`` is the std of Gaussian noise on the 6 arm action dims."""
+def make_expert(task: str, noise: float = 0.0, expert: str = DEFAULT_EXPERT) -> ScriptedExpert:
+    """The expert called ``expert`` for ``task``; ``noise`` is the std of Gaussian noise on the 6 arm dims."""
     spec = get_task(task)
-    expert_cls = load_class(spec.expert_class)
+    expert_cls = load_class(spec.expert_class_for(expert))
     return expert_cls(noise=noise)
 
 

@@ -34,7 +34,7 @@ from wmpo_cli.artifacts.manifest import InputRef, Manifest, check_input, lineage
 from wmpo_cli.artifacts.store import begin_artifact
 from wmpo_cli.config import CollectConfig
 from wmpo_cli.envs.pool import default_workers, run_jobs
-from wmpo_cli.envs.tasks import TaskSpec, check_cameras, check_scenario, check_variant, get_task
+from wmpo_cli.envs.tasks import DEFAULT_EXPERT, TaskSpec, check_cameras, check_scenario, check_variant, get_task
 from wmpo_cli.errors import UsageError
 from wmpo_cli.pipeline.policy_episodes import (
     PolicyEpisodeJob,
@@ -82,6 +82,13 @@ def validate(cfg: CollectConfig) -> TaskSpec:
         raise UsageError(f"--record-size must be 0 (the policy's size) or 16..512 pixels, got {cfg.record_size}")
     if cfg.record_size and cfg.source != "policy":
         raise UsageError("--record-size is for --source policy; expert and mimicgen episodes use --image-size")
+    if cfg.expert not in task.expert_names:
+        known = ", ".join(task.expert_names)
+        raise UsageError(f"unknown expert '{cfg.expert}' for {cfg.task}", hint=f"experts: {known}")
+    if cfg.expert != DEFAULT_EXPERT and cfg.source != "expert":
+        raise UsageError(
+            f"--expert is for --source expert, not --source {cfg.source}", hint="drop --expert, or use --source expert"
+        )
     if cfg.expert_noise < 0:
         raise UsageError(f"--expert-noise must be >= 0, got {cfg.expert_noise}")
     if not 0.0 <= cfg.valid_fraction < 1.0:
@@ -170,7 +177,7 @@ def make_controller(cfg: CollectConfig, sources_file: str) -> Any:
             cfg.generation_noise,
             interpolation_steps=cfg.interpolation_steps,
         )
-    return make_expert(cfg.task, noise=cfg.expert_noise)
+    return make_expert(cfg.task, noise=cfg.expert_noise, expert=cfg.expert)
 
 
 def _env_for(cfg: CollectConfig) -> Any:

@@ -23,7 +23,7 @@ GAP = 4
 
 
 def describe() -> list[dict[str, Any]]:
-    """One row per task: variants, scenarios (with what they change), horizons, instruction."""
+    """One row per task: variants, scenarios (with what they change), horizons, instruction, experts."""
     rows = []
     for spec in TASKS.values():
         rows.append(
@@ -35,6 +35,7 @@ def describe() -> list[dict[str, Any]]:
                 "max_steps": spec.max_steps,
                 "wide_camera_variants": list(spec.wide_camera_variants),
                 "instruction": spec.instruction,
+                "experts": list(spec.expert_names),
             }
         )
     return rows
@@ -50,11 +51,13 @@ def render_table(rows: list[dict[str, Any]]) -> Any:
     table.add_column("horizon", no_wrap=True)
     table.add_column("max steps")
     table.add_column("disrupted scenario")
+    table.add_column("experts")
     for row in rows:
         variants = " ".join(f"{v}{'*' if v in row['wide_camera_variants'] else ''}" for v in row["variants"])
         scenarios = row["scenarios"].get("disrupted", "-")
         horizons = "/".join(str(h) for h in row["horizon"].values())
-        table.add_row(row["task"], variants, horizons, str(row["max_steps"]), scenarios)
+        experts = " ".join(row["experts"])
+        table.add_row(row["task"], variants, horizons, str(row["max_steps"]), scenarios, experts)
     return table
 
 

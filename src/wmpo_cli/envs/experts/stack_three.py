@@ -20,11 +20,14 @@ from wmpo_cli.envs.experts.base import (
     HAND_HALF_WIDTH,
     LAND_TILT,
     OPEN,
+    POS_SCALE,
+    ROT_SCALE,
     TABLE_Z,
     TILT_FULL_REACH,
     TILT_START_REACH,
     Script,
     ScriptExpertBase,
+    axis_angle,
     box_xy_distance,
     finger_yaw,
     grasp_rotation,
@@ -348,3 +351,127 @@ class StackThreeExpert(ScriptExpertBase):
             np.linalg.norm(held.center[:2] - sup.center[:2]) < 0.02
             and abs(held.center[2] - (sup.top + held.half)) < 0.006
         )
+
+
+class StackThreeReactiveExpert(StackThreeExpert):
+    """StackThree without memory: every action is a function of the current poses and finger gap.
+
+    The scripted :class:`StackThreeExpert` is hard to imitate: its phases, captured hold targets,
+    integral term and fixed gripper timing depend on the episode's history, which a policy that
+    sees one frame cannot recover (a clone from the *true* state still fails). This expert decides
+    everything from what a frame shows: which cube is next (A until A rests on B, then C), whether
+    that cube is held (fingers closed on it, cube between them), and where the gripper is. Motion
+    follows a funnel: the allowed height above the goal grows with the horizontal (and yaw) error,
+    so the hand descends only once it is over the goal and rises first when it is too low to
+    travel. Translation is softly saturated (tanh) rather than clipped, so actions vary smoothly
+    instead of piling up on a speed cap.
+    """
+
+    MAX_SPEED = 0.8  # soft cap of the translation action (units of 5 cm per step)
+    POS_GAIN = 2.0
+    ROT_GAIN = 1.5
+    FUNNEL_SLOPE = 6.0  # allowed height (m) per metre of horizontal error beyond the dead zone
+    FUNNEL_YAW = 0.15  # allowed height (m) per radian of yaw error beyond the dead zone
+    DEAD_XY = 0.003
+    DEAD_YAW = 0.03
+    RISE_FIRST = 0.03  # below the funnel by this much, horizontal motion stops
+    GRASP_TOL = 0.004
+    KEEP_CLOSING_TOL = 0.008
+    GRASP_YAW_TOL = 0.06
+    OPEN_GAP = 0.074  # finger gap (sum of both finger joints) above which the gripper counts as open
+    HELD_GAP = (0.030, 0.042)  # gap while closed on a 4 cm cube
+    CARRY_CLEARANCE = 0.04
+
+    def _run(self, env: SimEnv) -> Script:
+        while True:
+            yield self._reactive_action(env)
+
+    # -- decision --------------------------------------------------------------------------
+    def _reactive_action(self, env: SimEnv) -> np.ndarray:
+        gap = float(np.sum(np.abs(env.gripper_qpos())))
+        if self._on_top(env, "cubeA", "cubeB") and self._on_top(env, "cubeC", "cubeA"):
+            return self._retreat(env, gap)
+        obj, support = ("cubeC", "cubeA") if self._on_top(env, "cubeA", "cubeB") else ("cubeA", "cubeB")
+        if self._holds(env, obj, gap):
+            return self._carry(env, obj, support)
+        return self._approach(env, obj, gap)
+
+    def _holds(self, env: SimEnv, obj: str, gap: float) -> bool:
+        offset = env.object_poses()[obj][:3, 3] - env.eef_pose()[:3, 3]
+        return bool(
+            self.HELD_GAP[0] < gap < self.HELD_GAP[1] and np.linalg.norm(offset[:2]) < 0.02 and abs(offset[2]) < 0.02
+        )
+
+    # -- behaviours ------------------------------------------------------------------------
+    def _retreat(self, env: SimEnv, gap: float) -> np.ndarray:
+        """Open in place, then rise straight up."""
+        eef = env.eef_pose()
+        rise = 0.05 if gap >= self.OPEN_GAP else 0.0
+        return self._soft_action(env, eef[:3, 3] + np.array([0.0, 0.0, rise]), eef[:3, :3], OPEN)
+
+    def _approach(self, env: SimEnv, obj: str, gap: float) -> np.ndarray:
+        eef = env.eef_pose()
+        pos = eef[:3, 3]
+        cube = env.object_poses()[obj]
+        grasp = cube[:3, 3] + np.array([0.0, 0.0, self.GRASP_ABOVE_CENTER])
+        # The grasp yaw depends on the cubes only (scored from the reset heading), so it stays put
+        # while the wrist turns.
+        phi = self._choose_grasp(env, obj, 0.0)
+        rot = self._reach_guarded(env, grasp_rotation(phi))
+        yaw_err = abs(wrap(phi - finger_yaw(eef[:3, :3]), 2.0 * math.pi))
+        err = grasp - pos
+        if gap < self.OPEN_GAP:
+            # Closing (or just released, or missed): keep closing only where a grasp is under way.
+            if gap > self.HELD_GAP[0] and np.linalg.norm(err) < self.KEEP_CLOSING_TOL:
+                return self._soft_action(env, grasp, rot, CLOSE)
+            return self._soft_action(env, pos, eef[:3, :3], OPEN)
+        if np.linalg.norm(err) < self.GRASP_TOL and yaw_err < self.GRASP_YAW_TOL:
+            return self._soft_action(env, grasp, rot, CLOSE)
+        hover = self._hover_height(env, obj)
+        height = self._funnel(float(np.linalg.norm(err[:2])), yaw_err, hover - grasp[2])
+        target = np.array([grasp[0], grasp[1], grasp[2] + height])
+        return self._soft_action(env, target, rot, OPEN, rise_first=target[2] - pos[2])
+
+    def _carry(self, env: SimEnv, obj: str, support: str) -> np.ndarray:
+        eef = env.eef_pose()
+        held = env.object_poses()[obj]
+        xy, top, support_yaw = self._cube_surface(env, support)
+        bottom = float(held[2, 3] - self.HALF[obj] * np.abs(held[2, :3]).sum())
+        yaw_err = wrap(support_yaw - yaw_of(held[:3, :3]), math.pi / 2.0)
+        err_xy = xy - held[:2, 3]
+        others_top = max(b.top for n, b in self._blocks(env).items() if n != obj)
+        carry = max(others_top + self.CARRY_CLEARANCE - top, self.PLACE_GAP)
+        height = self.PLACE_GAP + self._funnel(float(np.linalg.norm(err_xy)), abs(yaw_err), carry)
+        target = eef[:3, 3].copy()
+        target[:2] += err_xy
+        target[2] += top + height - bottom
+        gap_to_surface = bottom - top
+        tilt = LAND_TILT + (1.0 - LAND_TILT) * float(np.clip((gap_to_surface - 0.008) / 0.035, 0.0, 1.0))
+        rot = self._reach_guarded(env, grasp_rotation(finger_yaw(eef[:3, :3]) + yaw_err), tilt)
+        return self._soft_action(env, target, rot, CLOSE, rise_first=top + height - bottom)
+
+    # -- primitives ------------------------------------------------------------------------
+    def _funnel(self, xy_err: float, yaw_err: float, cap: float) -> float:
+        """Height above the goal allowed at this horizontal / yaw error (0 once aligned)."""
+        raw = self.FUNNEL_SLOPE * max(xy_err - self.DEAD_XY, 0.0) + self.FUNNEL_YAW * max(yaw_err - self.DEAD_YAW, 0.0)
+        return float(min(raw, max(cap, 0.0)))
+
+    def _soft_action(
+        self, env: SimEnv, target_pos: np.ndarray, target_rot: np.ndarray, grip: float, rise_first: float = 0.0
+    ) -> np.ndarray:
+        """Proportional OSC delta, tanh-saturated; horizontal motion fades while far below the funnel."""
+        eef = env.eef_pose()
+        dpos = self.POS_GAIN * (target_pos - eef[:3, 3]) / POS_SCALE
+        dpos[:2] *= float(np.clip(1.0 - rise_first / self.RISE_FIRST, 0.0, 1.0)) if rise_first > 0 else 1.0
+        dpos = _soft_limit(dpos, self.MAX_SPEED)
+        drot = _soft_limit(self.ROT_GAIN * axis_angle(target_rot @ eef[:3, :3].T) / ROT_SCALE, 1.0)
+        self._grip = grip
+        return np.concatenate([dpos, drot, [grip]])
+
+
+def _soft_limit(vec: np.ndarray, limit: float) -> np.ndarray:
+    """Scale ``vec`` so its norm is ``limit·tanh(|vec|/limit)``: linear when small, never beyond ``limit``."""
+    norm = float(np.linalg.norm(vec))
+    if norm < 1e-9:
+        return vec
+    return vec * (limit * math.tanh(norm / limit) / norm)
