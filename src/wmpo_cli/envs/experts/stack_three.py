@@ -389,9 +389,10 @@ class StackThreeReactiveExpert(StackThreeExpert):
     # -- decision --------------------------------------------------------------------------
     def _reactive_action(self, env: SimEnv) -> np.ndarray:
         gap = float(np.sum(np.abs(env.gripper_qpos())))
-        if self._on_top(env, "cubeA", "cubeB") and self._on_top(env, "cubeC", "cubeA"):
+        a_on_b = self._on_top(env, "cubeA", "cubeB")
+        if a_on_b and self._on_top(env, "cubeC", "cubeA"):
             return self._retreat(env, gap)
-        obj, support = ("cubeC", "cubeA") if self._on_top(env, "cubeA", "cubeB") else ("cubeA", "cubeB")
+        obj, support = ("cubeC", "cubeA") if a_on_b else ("cubeA", "cubeB")
         if self._holds(env, obj, gap):
             return self._carry(env, obj, support)
         return self._approach(env, obj, gap)
