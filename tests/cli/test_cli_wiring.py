@@ -75,7 +75,7 @@ def test_recipes_json_lists_blocks_and_keys(cli) -> None:
         (["collect", "--task", "lift", "--from", "x.hdf5"], 2, "--from is only used with --source mimicgen"),
         (["collect", "--task", "lift", "--init-states", "-2"], 2, "--init-states must be a positive number"),
         (["collect", "--source", "mimicgen", "--from", "/nonexistent.hdf5"], 2, "no such file"),
-        (["collect", "--task", "lift", "--expert", "reactive"], 2, "unknown expert 'reactive' for lift"),
+        (["collect", "--task", "lift", "--expert", "reactive"], 2, "unknown expert 'reactive' for task 'lift'"),
         (["collect", "--task", "stack_three", "--source", "policy", "--expert", "reactive"], 2, "--expert is for"),
     ],
 )

@@ -82,9 +82,7 @@ def validate(cfg: CollectConfig) -> TaskSpec:
         raise UsageError(f"--record-size must be 0 (the policy's size) or 16..512 pixels, got {cfg.record_size}")
     if cfg.record_size and cfg.source != "policy":
         raise UsageError("--record-size is for --source policy; expert and mimicgen episodes use --image-size")
-    if cfg.expert not in task.expert_names:
-        known = ", ".join(task.expert_names)
-        raise UsageError(f"unknown expert '{cfg.expert}' for {cfg.task}", hint=f"experts: {known}")
+    task.expert_class_for(cfg.expert)  # the registry's "unknown expert ..." error, like check_variant's
     if cfg.expert != DEFAULT_EXPERT and cfg.source != "expert":
         raise UsageError(
             f"--expert is for --source expert, not --source {cfg.source}", hint="drop --expert, or use --source expert"

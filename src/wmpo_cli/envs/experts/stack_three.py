@@ -364,7 +364,8 @@ class StackThreeReactiveExpert(StackThreeExpert):
     follows a funnel: the allowed height above the goal grows with the horizontal (and yaw) error,
     so the hand descends only once it is over the goal and rises first when it is too low to
     travel. Translation is softly saturated (tanh) rather than clipped, so actions vary smoothly
-    instead of piling up on a speed cap.
+    instead of piling up on a speed cap. It never declares itself done: an episode it cannot solve
+    runs to the collection horizon.
     """
 
     MAX_SPEED = 0.8  # soft cap of the translation action (units of 5 cm per step)
@@ -463,7 +464,7 @@ class StackThreeReactiveExpert(StackThreeExpert):
         """Proportional OSC delta, tanh-saturated; horizontal motion fades while far below the funnel."""
         eef = env.eef_pose()
         dpos = self.POS_GAIN * (target_pos - eef[:3, 3]) / POS_SCALE
-        dpos[:2] *= float(np.clip(1.0 - rise_first / self.RISE_FIRST, 0.0, 1.0)) if rise_first > 0 else 1.0
+        dpos[:2] *= float(np.clip(1.0 - rise_first / self.RISE_FIRST, 0.0, 1.0))  # 1 when not below
         dpos = _soft_limit(dpos, self.MAX_SPEED)
         drot = _soft_limit(self.ROT_GAIN * axis_angle(target_rot @ eef[:3, :3].T) / ROT_SCALE, 1.0)
         self._grip = grip
