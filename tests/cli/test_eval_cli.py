@@ -101,7 +101,19 @@ def test_an_export_without_normalisation_is_a_one_line_error(cli, lift_policy: P
         (["eval", "--task", "lift", "--episodes", "0"], "--episodes must be a positive number"),
         (["eval", "--task", "lift", "--temperature", "-1"], "--temperature must be 0 (greedy) or positive"),
         (["collect", "--source", "policy", "--successes-only"], "--successes-only cannot be used with --source policy"),
-        (["collect", "--policy", "x"], "--policy and --allow-task-mismatch are only used with --source policy"),
+        (
+            ["collect", "--policy", "x"],
+            "--policy, --allow-task-mismatch and --decoding are only used with --source policy",
+        ),
+        (["eval", "--task", "lift", "--decoding", "mean"], "--decoding must be one of argmax, median, got 'mean'"),
+        (
+            ["eval", "--task", "lift", "--decoding", "median", "--temperature", "1.6"],
+            "--decoding median is for greedy runs; --temperature 1.6 samples every token",
+        ),
+        (
+            ["collect", "--source", "policy", "--decoding", "median"],
+            "--decoding median is for greedy runs; --temperature 1.6 samples every token",
+        ),
         (["eval", "--task", "lift", "--record-size", "8"], "--record-size must be 0 (the policy's size) or 16..512"),
         (["collect", "--record-size", "128"], "--record-size is for --source policy"),
         (["eval", "--task", "lift", "--set", "hold_steps=0"], "hold_steps must be >= 1"),

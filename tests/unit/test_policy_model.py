@@ -15,7 +15,7 @@ from wmpo_cli.models.policy.config import VLAConfig
 from wmpo_cli.models.policy.data import chunk_targets
 from wmpo_cli.models.policy.images import augment, preprocess
 from wmpo_cli.models.policy.training import warmup_cosine
-from wmpo_cli.models.policy.vla import PolicyLoadError, VLAPolicy
+from wmpo_cli.models.policy.vla import PolicyLoadError, VLAPolicy, median_tokens
 
 
 def _policy(**overrides: object) -> VLAPolicy:
@@ -83,6 +83,34 @@ def test_act_is_argmax_and_log_prob_rescoring_matches() -> None:
     np.testing.assert_allclose(out.actions, policy.tokenizer.decode(out.tokens.numpy().reshape(3, 8, 7)))
     rescored.sum().backward()
     assert policy.head.weight.grad is not None
+
+
+def test_median_tokens_are_the_bins_where_the_cumulative_mass_reaches_one_half() -> None:
+    probs = torch.tensor(
+        [
+            [0.1, 0.2, 0.3, 0.4],  # cumulative 0.1 0.3 0.6 1.0: the median is bin 2, the argmax bin 3
+            [0.45, 0.0, 0.0, 0.55],  # a two-valued dimension: the heavier side, as the argmax
+            [0.55, 0.0, 0.0, 0.45],
+            [0.3, 0.0, 0.4, 0.3],  # cumulative 0.3 0.3 0.7 1.0
+        ]
+    )
+    logits = torch.log(probs.clamp_min(1e-12))
+    assert median_tokens(logits).tolist() == [2, 3, 0, 2]
+    assert logits.argmax(-1).tolist() == [3, 3, 0, 2]
+    assert median_tokens(logits.view(2, 2, 4)).shape == (2, 2)
+
+
+def test_median_decoding_acts_on_the_median_tokens_and_scores_them() -> None:
+    policy = _policy()
+    obs = _obs()
+    out = policy.act(obs, decoding="median")
+    logits = policy.logits(policy.prepare(obs))
+    assert torch.equal(out.tokens, median_tokens(logits))
+    assert not torch.equal(out.tokens, logits.argmax(-1))  # an untrained policy's tokens differ
+    assert torch.allclose(policy.log_prob(obs, out.tokens), out.log_prob, atol=1e-5)
+    np.testing.assert_allclose(out.actions, policy.tokenizer.decode(out.tokens.numpy().reshape(3, 8, 7)))
+    with pytest.raises(ValueError, match="decoding must be one of argmax, median, got 'mean'"):
+        policy.act(obs, decoding="mean")
 
 
 def test_sampling_is_seeded_and_uses_the_temperature() -> None:

@@ -87,8 +87,10 @@ class FakePolicy:
         self.cfg = FakeCfg()
         self.calls: list[dict] = []
 
-    def act(self, obs, *, greedy=True, temperature=1.0, instruction=None, generator=None) -> FakeOut:
-        self.calls.append({"obs": obs, "greedy": greedy, "temperature": temperature, "generator": generator})
+    def act(self, obs, *, greedy=True, temperature=1.0, instruction=None, generator=None, decoding="argmax") -> FakeOut:
+        self.calls.append(
+            {"obs": obs, "greedy": greedy, "temperature": temperature, "generator": generator, "decoding": decoding}
+        )
         c = len(self.calls) - 1
         tokens = torch.arange(56).view(1, 56) if greedy else torch.randint(0, 256, (1, 56), generator=generator)
         actions = np.zeros((1, 8, 7))
@@ -132,7 +134,9 @@ def test_policy_is_queried_on_the_current_frame_every_chunk() -> None:
     for start, call in zip([0, 8, 16], policy.calls, strict=True):
         assert set(call["obs"]) == {"agentview_image"}
         np.testing.assert_array_equal(call["obs"]["agentview_image"], images["agentview"][start])
-        assert call["greedy"] is True and call["generator"] is None
+        assert call["greedy"] is True and call["generator"] is None and call["decoding"] == "argmax"
+    _run(FakeEnv(success_at=None), policy, max_steps=4, decoding="median")
+    assert policy.calls[-1]["decoding"] == "median"
 
 
 def test_recorded_frames_may_be_larger_than_what_the_policy_sees() -> None:

@@ -44,6 +44,9 @@ def collect(
     allow_task_mismatch: bool | None = typer.Option(
         None, "--allow-task-mismatch", help="--source policy: run a policy trained for another task."
     ),
+    decoding: str | None = typer.Option(
+        None, help="--source policy, greedy (--temperature 0): pick each token's argmax (default) or median bin."
+    ),
     force: bool = typer.Option(False, "--force", help="Replace a complete artifact / discard an interrupted one."),
 ) -> None:
     """Collect demonstrations or policy rollouts (the real budget), or an initial-state set."""
@@ -57,7 +60,7 @@ def collect(
         "expert": expert, "expert_noise": expert_noise, "successes_only": successes_only, "seed": opts.seed,
         "source": source, "source_path": source_path, "init_states": init_states,
         "init_state_set": init_state_set, "policy": policy, "temperature": temperature,
-        "record_size": record_size, "allow_task_mismatch": allow_task_mismatch,
+        "record_size": record_size, "allow_task_mismatch": allow_task_mismatch, "decoding": decoding,
     }  # fmt: skip
     cfg = resolve_config(CollectConfig, task=task, recipes=opts.recipes, flags=flags, overrides=opts.sets)
     manifest = stage.run(cfg, run_dir_for(opts, cfg.task), force=force)

@@ -23,6 +23,9 @@ def eval_(
     record_size: int | None = typer.Option(
         None, help="Record episodes and videos at this frame size (0 = the policy's; it still sees its own)."
     ),
+    decoding: str | None = typer.Option(
+        None, help="Greedy token choice: argmax (default, the paper's) or median (the median bin of each token)."
+    ),
     allow_task_mismatch: bool | None = typer.Option(None, "--allow-task-mismatch", help="Run on another task."),
     force: bool = typer.Option(False, "--force", help="Replace a complete evaluation / discard an interrupted one."),
 ) -> None:
@@ -35,6 +38,7 @@ def eval_(
         "policy": policy, "task": task, "variant": variant, "scenario": scenario, "episodes": episodes,
         "workers": workers, "init_state_set": init_states, "temperature": temperature, "videos": videos,
         "allow_task_mismatch": allow_task_mismatch, "seed": opts.seed, "record_size": record_size,
+        "decoding": decoding,
     }  # fmt: skip
     cfg = resolve_config(EvalConfig, task=task, recipes=opts.recipes, flags=flags, overrides=opts.sets)
     run_dir = stage.resolve_run_dir(cfg, opts.run_dir)

@@ -67,6 +67,8 @@ class CollectConfig:
     record_size: int = 0
     # --source policy: run a policy trained for another task (refused by default).
     allow_task_mismatch: bool = False
+    # --source policy at --temperature 0: how the greedy policy picks each token (see EvalConfig).
+    decoding: str = "argmax"
 
     STAGE: ClassVar[str] = "collect"
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)
@@ -158,6 +160,10 @@ class EvalConfig:
     # the success visible, as expert demos do, for episodes that later train a reward model.
     # Success rate and lengths count to the first success either way.
     hold_steps: int = 1
+    # Greedy only: each action token is its distribution's "argmax" (the paper's protocol) or its
+    # "median" bin, which keeps uncertain tokens in the bulk of the mass instead of on the
+    # tallest spike (README, "Measured": what it does for stack_three).
+    decoding: str = "argmax"
 
     STAGE: ClassVar[str] = "eval"
     EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("workers",)

@@ -67,6 +67,7 @@ class ChunkPolicy(Protocol):
         temperature: float = 1.0,
         instruction: str | None = None,
         generator: Any = None,
+        decoding: str = "argmax",
     ) -> Any: ...
 
 
@@ -146,6 +147,7 @@ def run_policy_episode(
     render_retries: int = 3,
     record_size: int = 0,
     hold_steps: int = 1,
+    decoding: str = "argmax",
 ) -> tuple[PolicyEpisodeRecord, dict[str, np.ndarray]]:
     """Run ``policy`` on ``env`` (module docstring: protocol and recording convention).
 
@@ -172,6 +174,8 @@ def run_policy_episode(
             evaluation). More keep the success visible for several frames, as in expert demos
             and in imagination, which runs on until the reward model fires; the hold may run past
             ``max_steps``. Success and ``success_step`` are those of the first success either way.
+        decoding: how a greedy policy picks each token ("argmax", the paper's, or "median"); it
+            is passed to ``policy.act`` and unused when sampling (``temperature > 0``).
 
     Returns:
         The record and ``{camera: (T, S, S, 3) uint8}`` at ``S = record_size or image_size``,
@@ -200,6 +204,7 @@ def run_policy_episode(
             image_size=image_size,
             record_size=record_size or image_size,
             hold_steps=hold_steps,
+            decoding=decoding,
             instruction=instruction,
             render_retries=render_retries,
         )
@@ -239,6 +244,7 @@ def _run_once(
     image_size: int,
     record_size: int,
     hold_steps: int,
+    decoding: str,
     instruction: str | None,
     render_retries: int,
 ) -> tuple[PolicyEpisodeRecord, dict[str, np.ndarray]]:
@@ -302,6 +308,7 @@ def _run_once(
                 temperature=temperature if temperature > 0 else 1.0,
                 instruction=instruction,
                 generator=generator,
+                decoding=decoding,
             )
             pending = [np.asarray(a, dtype=np.float64) for a in np.asarray(out.actions)[0][:chunk]]
             chunk_starts.append(t)

@@ -39,6 +39,7 @@ from wmpo_cli.errors import UsageError
 from wmpo_cli.pipeline.policy_episodes import (
     PolicyEpisodeJob,
     PolicyInput,
+    check_decoding,
     load_policy_input,
     policy_job,
     policy_path,
@@ -103,8 +104,8 @@ def validate(cfg: CollectConfig) -> TaskSpec:
         raise UsageError(f"--init-states must be a positive number of states, got {cfg.init_states}")
     if cfg.init_states and cfg.init_state_set:
         raise UsageError("--init-states N writes a new set; it cannot be combined with --init-state-set")
-    if cfg.source != "policy" and (cfg.policy or cfg.allow_task_mismatch):
-        raise UsageError("--policy and --allow-task-mismatch are only used with --source policy")
+    if cfg.source != "policy" and (cfg.policy or cfg.allow_task_mismatch or cfg.decoding != "argmax"):
+        raise UsageError("--policy, --allow-task-mismatch and --decoding are only used with --source policy")
     if cfg.source == "policy":
         if cfg.successes_only:
             raise UsageError(
@@ -115,6 +116,7 @@ def validate(cfg: CollectConfig) -> TaskSpec:
             raise UsageError("--init-states N writes an initial-state set; it takes no --source policy")
         if cfg.temperature < 0 or cfg.warmup_steps < 0 or cfg.max_steps < 0:
             raise UsageError("--temperature, warmup_steps and max_steps must be >= 0")
+        check_decoding(cfg.decoding, cfg.temperature)
     return task
 
 

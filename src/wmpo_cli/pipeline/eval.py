@@ -38,6 +38,7 @@ from wmpo_cli.errors import UsageError
 from wmpo_cli.pipeline.policy_episodes import (
     PolicyEpisodeResult,
     PolicyInput,
+    check_decoding,
     load_policy_input,
     policy_job,
     policy_path,
@@ -76,6 +77,7 @@ def validate(cfg: EvalConfig) -> None:
         raise UsageError(f"--record-size must be 0 (the policy's size) or 16..512 pixels, got {cfg.record_size}")
     if cfg.hold_steps < 1:
         raise UsageError(f"hold_steps must be >= 1 (1 = stop at the first success), got {cfg.hold_steps}")
+    check_decoding(cfg.decoding, cfg.temperature)
 
 
 def resolve_run_dir(cfg: EvalConfig, run_dir: Path | None) -> Path:
@@ -241,6 +243,7 @@ def _summary(
         "mean_success_length": float(np.mean(lengths)) if lengths else None,
         "median_success_length": float(statistics.median(lengths)) if lengths else None,
         "temperature": cfg.temperature,
+        "decoding": cfg.decoding,
         "max_steps": max_steps,
         "warmup_steps": cfg.warmup_steps,
         "seed": cfg.seed,

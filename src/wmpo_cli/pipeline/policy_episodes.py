@@ -22,6 +22,7 @@ from wmpo_cli.artifacts.episodes import EpisodeData, write_shard
 from wmpo_cli.artifacts.manifest import Manifest, check_input
 from wmpo_cli.envs.tasks import check_cameras, get_task
 from wmpo_cli.errors import ArtifactError, UsageError
+from wmpo_cli.models.policy.config import GREEDY_DECODINGS
 
 POLICY_KIND = "policy"
 POLICY_DIR = "policy"  # <run>/policy, written by `wmpo fit-policy`
@@ -53,6 +54,14 @@ class PolicyInput:
     @property
     def export_dir(self) -> Path:
         return self.directory / EXPORT_DIR
+
+
+def check_decoding(decoding: str, temperature: float) -> None:
+    """--decoding names a greedy decoding, and only a greedy run (temperature 0) may change it."""
+    if decoding not in GREEDY_DECODINGS:
+        raise UsageError(f"--decoding must be one of {', '.join(GREEDY_DECODINGS)}, got {decoding!r}")
+    if decoding != "argmax" and temperature > 0:
+        raise UsageError(f"--decoding {decoding} is for greedy runs; --temperature {temperature:g} samples every token")
 
 
 def policy_path(given: str, run_dir: Path) -> Path:
@@ -145,6 +154,8 @@ class PolicyEpisodeJob:
     record_size: int = 0
     # Entries recorded from the first success on (1 = stop at it).
     hold_steps: int = 1
+    # How a greedy policy picks its tokens ("argmax" or "median").
+    decoding: str = "argmax"
 
     @property
     def frame_size(self) -> int:
@@ -157,8 +168,8 @@ def policy_job(
     """The job for episode ``index`` of ``policy`` under a collect or eval config.
 
     ``cfg`` supplies task, variant, scenario, warmup_steps, temperature, init_state_set,
-    compression, record_size, hold_steps and, when it has one, render_retries (the fields CollectConfig and
-    EvalConfig share).
+    compression, record_size, hold_steps, decoding and, when it has one, render_retries (the fields
+    CollectConfig and EvalConfig share).
     """
     return PolicyEpisodeJob(
         index=index,
@@ -180,6 +191,7 @@ def policy_job(
         render_retries=getattr(cfg, "render_retries", PolicyEpisodeJob.render_retries),
         record_size=cfg.record_size,
         hold_steps=cfg.hold_steps,
+        decoding=cfg.decoding,
     )
 
 
@@ -270,6 +282,7 @@ def run_policy_job(job: PolicyEpisodeJob) -> PolicyEpisodeResult:
             render_retries=job.render_retries,
             record_size=job.record_size,
             hold_steps=job.hold_steps,
+            decoding=job.decoding,
         )
     obs: dict[str, Any] = {f"{camera}_image": frames for camera, frames in images.items()}
     obs.update(record.proprio)
@@ -295,6 +308,7 @@ def run_policy_job(job: PolicyEpisodeJob) -> PolicyEpisodeResult:
             "attempt": int(job.index),
             "instruction": job.instruction,
             "temperature": float(job.temperature),
+            "decoding": job.decoding,
             "warmup_steps": int(job.warmup_steps),
             "init_state_set": "" if init_set is None else init_set.set_id,
             "init_state_index": init_index,

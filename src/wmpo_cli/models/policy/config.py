@@ -7,6 +7,9 @@ from typing import Any
 
 POLICY_FORMAT = "wmpo.policy/1"
 ENCODERS = ("efficientnet_lite0", "vit")
+# How a greedy policy turns each token's distribution over the ordered action bins into a token:
+# "argmax" (the paper's protocol) or "median" (see wmpo_cli.models.policy.vla.median_tokens).
+GREEDY_DECODINGS = ("argmax", "median")
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from wmpo_cli.models.policy.action_tokens import ActionTokenizer
-from wmpo_cli.models.policy.config import VLAConfig
+from wmpo_cli.models.policy.config import GREEDY_DECODINGS, VLAConfig
 from wmpo_cli.models.policy.images import augment, preprocess
 from wmpo_cli.models.policy.text import TEXT_WIDTH, encode_instruction
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+
+
+def median_tokens(logits: torch.Tensor) -> torch.Tensor:
+    """(..., bins) logits -> (...) the median bin of each token's distribution.
+
+    The bins are ordered action values, so the median is the token that minimises the expected
+    absolute action error (the argmax minimises the chance of a wrong bin). Under uncertainty the
+    argmax lands on whichever narrow spike is tallest (saturated +-1, an expert's speed cap) while
+    the median stays in the bulk of the mass; for a two-valued dimension (the gripper) it still
+    picks the heavier side. Ties (a cumulative mass of exactly 0.5) take the lower bin.
+    """
+    cumulative = torch.softmax(logits.float(), dim=-1).cumsum(dim=-1)
+    return (cumulative < 0.5).sum(dim=-1).clamp(max=logits.shape[-1] - 1)
 
 
 class PolicyLoadError(ValueError):
@@ -248,8 +261,15 @@ class VLAPolicy(nn.Module):
         temperature: float = 1.0,
         instruction: str | None = None,
         generator: torch.Generator | None = None,
+        decoding: str = "argmax",
     ) -> ActOutput:
-        """One action chunk per observation: greedy argmax, or a draw per token at ``temperature``."""
+        """One action chunk per observation: greedy, or a draw per token at ``temperature``.
+
+        Greedy ``decoding`` picks each token's ``"argmax"`` (the paper's protocol) or its
+        ``"median"`` bin (see :func:`median_tokens`); sampling ignores it.
+        """
+        if decoding not in GREEDY_DECODINGS:
+            raise ValueError(f"decoding must be one of {', '.join(GREEDY_DECODINGS)}, got {decoding!r}")
         was_training = self.training
         self.eval()
         try:
@@ -257,7 +277,7 @@ class VLAPolicy(nn.Module):
         finally:
             self.train(was_training)
         if greedy:
-            tokens = logits.argmax(dim=-1)
+            tokens = logits.argmax(dim=-1) if decoding == "argmax" else median_tokens(logits)
             log_probs = F.log_softmax(logits, dim=-1)
         else:
             if temperature <= 0:
