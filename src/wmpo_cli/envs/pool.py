@@ -47,7 +47,27 @@ def limit_threads() -> None:
         torch.set_num_threads(1)
 
 
-def _worker_init(initializer: Callable[..., None] | None, args: tuple[Any, ...]) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGTERM this process when its parent ``parent_pid`` dies (Linux only).
+
+    A pool worker outlives a parent that was killed (``kill``, an OOM kill, a CI timeout) and
+    would go on simulating the jobs already queued to it, holding a core for minutes.
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _worker_init(initializer: Callable[..., None] | None, args: tuple[Any, ...], parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     limit_threads()
     if initializer is not None:
         initializer(*args)
@@ -82,7 +102,7 @@ def run_jobs(
         os.environ.setdefault(key, value)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(initializer, initargs)
+        max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(initializer, initargs, os.getpid())
     ) as pool:
         in_flight: set[Future[R]] = set()
         exhausted = False
