@@ -182,6 +182,33 @@ def test_greedy_eval_differs_and_a_finished_eval_is_not_overwritten(policy: Path
     assert not (out / "videos").exists() and set(read_manifest(out).files) == {"episodes.hdf5", "eval.json"}
     again = cli(*args, "--set", "max_steps=8", "--videos", "0")
     assert again.code == 4 and "already holds a complete 'episodes' artifact" in again.stderr
+    assert report["decoding"] == "argmax"
+
+
+def test_median_decoding_acts_on_each_tokens_median_bin(policy: Path, cli, tmp_path: Path) -> None:
+    """Each episode's first chunk is what the policy's median decoding makes of the recorded first frame."""
+    from wmpo_cli.models.policy.vla import VLAPolicy
+    from wmpo_cli.pipeline.policy_episodes import one_torch_thread
+
+    runs = {}
+    for decoding in ("argmax", "median"):
+        run = tmp_path / decoding
+        _ok(cli, "--run-dir", str(run), "--recipe", "debug", "--quiet", "eval", "--policy", str(policy),
+            "--set", "max_steps=8", "--videos", "0", "--decoding", decoding)  # fmt: skip
+        runs[decoding] = run / "eval" / read_manifest(policy).id / "default"
+    report = json.loads((runs["median"] / "eval.json").read_text())
+    assert report["decoding"] == "median" and report["temperature"] == 0.0
+    model = VLAPolicy.from_pretrained(policy / "export")
+    median, argmax = _episodes(runs["median"] / "episodes.hdf5"), _episodes(runs["argmax"] / "episodes.hdf5")
+    for name, ep in median.items():
+        assert ep["attrs"]["decoding"] == "median" and argmax[name]["attrs"]["decoding"] == "argmax"
+        first = {"agentview_image": ep["arrays"]["agentview_image"][:1]}
+        with one_torch_thread():  # as the episode loop runs it
+            expected = model.act(first, decoding="median").actions[0]
+        np.testing.assert_allclose(ep["arrays"]["actions"], expected, rtol=0, atol=1e-6)
+        # Same seed, same start: only the decoding differs, and it changes the untrained policy's actions.
+        np.testing.assert_array_equal(ep["arrays"]["states"][0], argmax[name]["arrays"]["states"][0])
+        assert not np.array_equal(ep["arrays"]["actions"], argmax[name]["arrays"]["actions"])
 
 
 def test_collect_policy_rollouts_record_the_budget_and_lineage(policy: Path, cli, tmp_path: Path) -> None:

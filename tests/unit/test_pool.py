@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,20 +36,25 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
 def test_workers_stop_when_their_parent_is_killed() -> None:
-    parent = subprocess.Popen([sys.executable, "-c", _PARENT], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT])
+    workers: set[int] = set()
     try:
         deadline = time.monotonic() + 60
-        workers: set[int] = set()
-        # The pool's two workers (spawn may add a resource tracker: a third child, not a worker).
-        while time.monotonic() < deadline and len(workers) < 2:
-            workers = _children(parent.pid)
+        while time.monotonic() < deadline and len(_children(parent.pid)) < 2:
             time.sleep(0.2)
-        assert len(workers) >= 2, "the pool did not start its workers"
         time.sleep(2.0)  # let the workers take their sleeping jobs
+        # Every child of the parent by now: both workers (and a resource tracker, if spawn started one).
+        workers = _children(parent.pid)
+        assert len(workers) >= 2, "the pool did not start its workers"
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
-        time.sleep(0.1)
-    assert not [pid for pid in workers if _alive(pid)], "workers outlived their killed parent"
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)], "workers outlived their killed parent"
+    finally:
+        for pid in workers:  # a failing run must not leave them sleeping on the cores' time
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
